@@ -1,0 +1,47 @@
+# Thin wrapper over CMake presets and the scripts under tests/ and packaging/.
+# The real build is CMakeLists.txt; the real dependency list is
+# packaging/deps/debian-packages.txt and tests/package-lock.json.
+
+PRESET ?= release
+BUILD_DIR := build/$(PRESET)
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test unit integration demo bench lint clean
+
+all: build
+
+deps:
+	@bash packaging/deps/install-deps.sh
+
+configure:
+	@cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+
+# Every suite: unit, integration and e2e, each test labelled.
+test: deps
+	@$(MAKE) --no-print-directory build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+unit: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
+
+integration: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L integration
+
+demo: deps
+	@$(MAKE) --no-print-directory build
+	@bash tests/e2e/demo.sh $(BUILD_DIR)
+
+bench: deps
+	@$(MAKE) --no-print-directory build
+	@bash tests/bench/run.sh $(BUILD_DIR)
+
+# clang-format check on every C++ file, clang-tidy on C++ files changed
+# against origin/main (or the last commit when there is no remote).
+lint: configure
+	@bash tests/lint.sh $(BUILD_DIR)
+
+clean:
+	rm -rf build

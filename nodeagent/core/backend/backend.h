@@ -1,0 +1,84 @@
+#pragma once
+
+// Backend: the object store under a repository. A flat namespace of objects
+// named by slash-separated paths relative to the location's root
+// ("config", "keys/3f2a…", "data/3f/3f2a…", "index/…", "snapshots/…",
+// "locks/…"). Implementations: file:// (file_backend.cc), and later NFS and S3,
+// behind this same interface; cross-cutting behaviour (retries, rate limits,
+// fault injection) wraps a Backend.
+//
+// Contracts every implementation keeps (the conformance suite checks them):
+//  - Put is atomic: a reader sees no object or the whole object, never a
+//    prefix, even if the writer is killed. Put overwrites. Put is idempotent.
+//  - Get/GetRange return NotFound for a missing object; GetRange returns
+//    exactly `length` bytes or fails (a short object is Corruption).
+//  - Delete of a missing object is OK (idempotent).
+//  - List visits every object whose name starts with `prefix` exactly once,
+//    or returns an error: a partial listing is never reported as success.
+//  - Transient failures are Unavailable or carry IsRetryable(); a wrapper
+//    retries those. Permanent failures (auth, not found) are not retryable.
+// Thread-safety: every method may be called concurrently from many threads.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "nodeagent/core/util/bytes.h"
+#include "nodeagent/core/util/status.h"
+
+namespace bunker::backend {
+
+struct ObjectInfo {
+  std::string name;       // full object name, e.g. "data/3f/3f2a…"
+  uint64_t size = 0;      // bytes
+  int64_t mtime_unix = 0;  // seconds since the epoch, 0 if unknown
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // The location for messages, without credentials: "file:///srv/backups".
+  virtual std::string Describe() const = 0;
+
+  virtual Status Put(std::string_view name, ByteSpan data) = 0;
+  virtual Result<Bytes> Get(std::string_view name) = 0;
+  virtual Result<Bytes> GetRange(std::string_view name, uint64_t offset, uint64_t length) = 0;
+  virtual Result<ObjectInfo> Stat(std::string_view name) = 0;
+  virtual Status Delete(std::string_view name) = 0;
+  virtual Status List(std::string_view prefix,
+                      const std::function<Status(const ObjectInfo&)>& visit) = 0;
+};
+
+// Where a repository lives, parsed from a URL:
+//   file:///abs/path  (or a plain path, absolute or relative)
+//   nfs://host[:port]/export/path?version=3
+//   s3://bucket/prefix
+struct LocationUrl {
+  std::string scheme;  // "file", "nfs", "s3"
+  std::string host;    // nfs server, or s3 bucket
+  int port = 0;
+  std::string path;    // file: absolute directory; nfs: export path; s3: key prefix
+  std::string query;   // raw query string, without '?'
+  std::string original;
+};
+
+// InvalidArgument with the reason when `url` is malformed or its scheme is
+// unknown.
+Result<LocationUrl> ParseLocationUrl(std::string_view url);
+
+struct BackendOptions {
+  // Reserved for the NFS and S3 backends (endpoint, region, CA file, …).
+  std::string s3_endpoint;
+  std::string s3_region;
+  std::string s3_ca_file;
+};
+
+// Opens the backend for a location. For file:// with `create`, makes the
+// directory if missing; without it, NotFound when the directory is missing.
+Result<std::unique_ptr<Backend>> OpenBackend(std::string_view url, const BackendOptions& options,
+                                             bool create);
+
+}  // namespace bunker::backend

@@ -1,0 +1,101 @@
+#pragma once
+
+// Cryptographic primitives used by the repository, all through OpenSSL 3 EVP
+// (which picks SHA-NI / AES-NI / AVX at run time).
+//
+// Thread-safety: free functions are thread-safe. Hmac and Aead objects hold a
+// reusable OpenSSL context: one object per thread (they are cheap to make from
+// a Key); their methods are not safe to call concurrently on one object.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "nodeagent/core/util/bytes.h"
+#include "nodeagent/core/util/status.h"
+
+namespace bunker::crypto {
+
+inline constexpr size_t kKeySize = 32;
+inline constexpr size_t kNonceSize = 12;  // AES-GCM nonce, random per seal
+inline constexpr size_t kTagSize = 16;    // AES-GCM tag
+inline constexpr size_t kSealOverhead = kNonceSize + kTagSize;
+
+using Key = std::array<uint8_t, kKeySize>;
+using Digest = std::array<uint8_t, 32>;
+
+// Fills `out` from the OpenSSL CSPRNG. Fails only if the RNG is not seeded.
+Status RandomBytes(MutableByteSpan out);
+Key RandomKey();  // aborts if the RNG fails: nothing safe can proceed without it
+
+Digest Sha256(ByteSpan data);
+
+// Incremental SHA-256 (for hashing a pack while it is written).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(ByteSpan data);
+  Digest Finish();  // the object may be reused after Finish (starts over)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// HMAC-SHA256 with a fixed key; Compute may be called many times.
+class Hmac {
+ public:
+  explicit Hmac(const Key& key);
+  ~Hmac();
+  Hmac(const Hmac&) = delete;
+  Hmac& operator=(const Hmac&) = delete;
+  Digest Compute(ByteSpan data);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One-shot HMAC-SHA256 with a key of any length (for RFC 4231 vectors, HKDF).
+Digest HmacSha256(ByteSpan key, ByteSpan data);
+
+// AES-256-GCM. A sealed message is nonce(12) || ciphertext || tag(16); the
+// nonce is fresh from the CSPRNG on every Seal. `aad` is authenticated, not
+// stored: the reader must supply the same bytes.
+class Aead {
+ public:
+  explicit Aead(const Key& key);
+  ~Aead();
+  Aead(const Aead&) = delete;
+  Aead& operator=(const Aead&) = delete;
+
+  // Appends the sealed message to *out (does not clear it).
+  Status Seal(ByteSpan plaintext, ByteSpan aad, Bytes* out);
+  // Same, with a caller-chosen nonce (known-answer tests only).
+  Status SealWithNonce(ByteSpan plaintext, ByteSpan aad, ByteSpan nonce, Bytes* out);
+  // Replaces *out with the plaintext. Corruption if the message is shorter than
+  // the overhead or the tag does not verify (wrong key, tampered data or aad).
+  Status Open(ByteSpan sealed, ByteSpan aad, Bytes* out);
+  // Raw GCM with an explicit nonce and separate tag (for NIST vectors).
+  Status OpenDetached(ByteSpan nonce, ByteSpan ciphertext, ByteSpan tag, ByteSpan aad, Bytes* out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// scrypt (RFC 7914) via EVP_KDF. N must be a power of two > 1.
+Result<Key> DeriveKeyScrypt(std::string_view password, ByteSpan salt, uint64_t n, uint32_t r,
+                            uint32_t p);
+
+// HKDF-SHA256 (RFC 5869) expanding `ikm` into a 32-byte key for `info`.
+Key HkdfSha256(ByteSpan ikm, ByteSpan salt, std::string_view info);
+
+// Constant-time comparison.
+bool ConstantTimeEqual(ByteSpan a, ByteSpan b);
+
+}  // namespace bunker::crypto
