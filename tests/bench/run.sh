@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# make bench: bunker-agent side by side with restic and borg on the same
+# deterministic block image (see tests/bench/README.md).
+#
+#   bash tests/bench/run.sh BUILD_DIR
+#
+# Environment:
+#   SIZES="1 4"                      image sizes in GiB, one full run per size
+#   BENCH_TOOLS="bunker restic borg" tools to measure, in this order (A B C)
+#   REPEAT=1                         runs per (tool, phase); the table shows the median
+#   BENCH_DIR=DIR                    put the work files in a new dir under DIR
+#                                    (default: a new dir under /var/tmp)
+#   KEEP=1                           keep the work files (images, repositories, logs)
+#   SEED=20240601                    image seed
+#   STRICT=1                         also exit non-zero when a target is missed
+#   RESTIC_INIT_ARGS="--repository-version 1"
+#                                    restic 0.14's own default is repository v2 with
+#                                    zstd compression, ~1.5-2x slower on full backups;
+#                                    v1 (no compression) is the faster baseline that
+#                                    DESIGN.md's restic figures describe. Set it to ""
+#                                    to bench restic's default instead.
+#   RESTIC_BACKUP_ARGS, RESTIC_RESTORE_ARGS, BORG_CREATE_ARGS, BORG_EXTRACT_ARGS
+#                                    extra flags for the other tools (default none)
+#
+# Exit status: 0 when every selected tool was measured in every phase and every
+# restore matched; non-zero otherwise (and, with STRICT=1, on a missed target).
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: bash tests/bench/run.sh BUILD_DIR" >&2
+    exit 2
+fi
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD_DIR=$(realpath -m "$1")
+AGENT=$BUILD_DIR/nodeagent/agent/bunker-agent
+SIZES=${SIZES:-"1 4"}
+TOOLS=${BENCH_TOOLS:-"bunker restic borg"}
+REPEAT=${REPEAT:-1}
+SEED=${SEED:-20240601}
+PY=${PYTHON:-python3}
+export RESTIC_INIT_ARGS=${RESTIC_INIT_ARGS---repository-version 1}
+export RESTIC_BACKUP_ARGS=${RESTIC_BACKUP_ARGS:-} RESTIC_RESTORE_ARGS=${RESTIC_RESTORE_ARGS:-}
+export BORG_CREATE_ARGS=${BORG_CREATE_ARGS:-} BORG_EXTRACT_ARGS=${BORG_EXTRACT_ARGS:-}
+RESULTS_DIR=$BUILD_DIR/bench
+
+for t in $TOOLS; do
+    case $t in bunker|restic|borg) ;; *) echo "BENCH_TOOLS: unknown tool '$t' (bunker restic borg)" >&2; exit 2 ;; esac
+done
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a positive integer" >&2; exit 2; }
+for s in $SIZES; do
+    [[ $s =~ ^[1-9][0-9]*$ ]] || { echo "SIZES: '$s' is not a whole number of GiB" >&2; exit 2; }
+done
+[[ -x /usr/bin/time ]] || { echo "/usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
+
+# ---- work directory -------------------------------------------------------
+# Not on tmpfs: the images and repositories would eat RAM and the page cache
+# the bench relies on.
+if [[ -n ${BENCH_DIR:-} ]]; then
+    mkdir -p "$BENCH_DIR"
+    WORK=$(mktemp -d "$(realpath "$BENCH_DIR")/bunker-bench.XXXX")
+else
+    WORK=$(mktemp -d /var/tmp/bunker-bench.XXXX)
+fi
+if [[ $(stat -f -c %T "$WORK") == tmpfs ]]; then
+    echo "WARNING: $WORK is on tmpfs; set BENCH_DIR to a disk-backed directory" >&2
+fi
+cleanup() { # shellcheck disable=SC2317  # (called by the trap)
+    if [[ ${KEEP:-0} == 1 ]]; then
+        echo "KEEP=1: work files left in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+LOGS=$WORK/logs
+RUNS=$WORK/runs.tsv
+mkdir -p "$LOGS" "$RESULTS_DIR"
+: >"$RUNS"
+
+export BUNKER_PASSWORD=bench-password-bunker
+export RESTIC_PASSWORD=bench-password-restic
+export BORG_PASSPHRASE=bench-password-borg
+export RESTIC_CACHE_DIR=$WORK/restic-cache      # keep their caches out of $HOME
+export BORG_BASE_DIR=$WORK/borg-base
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+unset RESTIC_REPOSITORY BORG_REPO
+
+# ---- which tools can run at all -------------------------------------------
+declare -A MISSING=()
+for t in $TOOLS; do
+    case $t in
+    bunker) [[ -x $AGENT ]] || MISSING[bunker]="bunker-agent not built: $AGENT does not exist (run make build first)" ;;
+    restic) command -v restic >/dev/null || MISSING[restic]="restic not installed (apt-get install restic)" ;;
+    borg) command -v borg >/dev/null || MISSING[borg]="borg not installed (apt-get install borgbackup)" ;;
+    esac
+done
+for t in "${!MISSING[@]}"; do
+    echo "!!! $t rows cannot be measured: ${MISSING[$t]}" >&2
+done
+
+# ---- helpers --------------------------------------------------------------
+oneline() { tr '\t\n' '  ' | cut -c1-300; }
+
+# record SIZE TOOL PHASE REP STATUS ELAPSED USER SYS RSS_KIB ERRFILE REASON [OTHER_CPU_S]
+record() {
+    local IFS=$'\t'
+    echo "$*" >>"$RUNS"
+}
+
+show_err() { # loud failure with the command's stderr
+    local what=$1 err=$2
+    {
+        echo "!!! $what"
+        if [[ -s $err ]]; then
+            echo "!!! --- stderr (last 20 lines) ---"
+            tail -n 20 "$err" | sed 's/^/!!!   /'
+        fi
+    } >&2
+}
+
+# untimed SIZE TOOL PHASE REP WHAT CMD...: a setup step; on failure records it.
+untimed() {
+    local size=$1 tool=$2 phase=$3 rep=$4 what=$5
+    shift 5
+    local err="$LOGS/$tool-$what-${size}g-$rep.err" rc=0
+    "$@" >"$LOGS/$tool-$what-${size}g-$rep.out" 2>"$err" || rc=$?
+    if ((rc != 0)); then
+        show_err "$tool: $what failed (exit $rc): $*" "$err"
+        record "$size" "$tool" "$phase" "$rep" fail - - - - "$err" "$what failed (exit $rc): $(tail -n 3 "$err" | oneline)"
+        return 1
+    fi
+}
+
+# CPU time (in ticks) every process on the machine has used so far.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+TICK=$(getconf CLK_TCK)
+NPROC=$(nproc)
+
+# measure SIZE TOOL PHASE REP CMD...: one timed run; 0 on success.
+# Also notes how much CPU *other* processes used meanwhile: this machine may
+# be shared (compilers, tests), and a busy machine makes every number noise.
+LAST_TIME=""
+measure() {
+    local size=$1 tool=$2 phase=$3 rep=$4
+    shift 4
+    local tag="$tool-$phase-${size}g-$rep"
+    local tf="$LOGS/$tag.time" err="$LOGS/$tag.err" rc=0 b0 b1
+    sync # earlier runs' dirty pages are not this run's work
+    b0=$(busy_ticks)
+    /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" >"$LOGS/$tag.out" 2>"$err" || rc=$?
+    b1=$(busy_ticks)
+    if ((rc != 0)); then
+        show_err "$tool: $phase failed (exit $rc): $*" "$err"
+        record "$size" "$tool" "$phase" "$rep" fail - - - - "$err" "exit $rc: $(tail -n 3 "$err" | oneline)"
+        return 1
+    fi
+    local e u s m
+    read -r e u s m < <(tail -n 1 "$tf")
+    local other
+    other=$(awk -v b="$((b1 - b0))" -v t="$TICK" -v u="$u" -v s="$s" \
+        'BEGIN { o = b / t - u - s; if (o < 0) o = 0; printf "%.2f", o }')
+    LAST_TIME="$e $u $s $m $other"
+    printf '    %-7s %-11s run %d: %7.2f s elapsed, %7.2f s CPU, %6.0f MiB peak RSS%s\n' \
+        "$tool" "$phase" "$rep" "$e" "$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')" \
+        "$(awk -v m="$m" 'BEGIN { print m / 1024 }')" \
+        "$(awk -v o="$other" -v e="$e" -v n="$NPROC" 'BEGIN { if (e > 0 && o > 0.1 * e * n)
+            printf " (busy machine: other processes used %.1f CPU s meanwhile)", o }')"
+    return 0
+}
+
+record_ok() { # SIZE TOOL PHASE REP STATUS [REASON]
+    local e u s m o
+    read -r e u s m o <<<"$LAST_TIME"
+    record "$1" "$2" "$3" "$4" "$5" "$e" "$u" "$s" "$m" - "${6:--}" "$o"
+}
+
+# ---- tool adapters (repo dir, image, output dir are absolute) -------------
+tool_init() { # TOOL SIZE REP REPO
+    local tool=$1 size=$2 rep=$3 repo=$4
+    rm -rf "$repo"
+    # shellcheck disable=SC2086
+    case $tool in
+    bunker) untimed "$size" bunker full "$rep" init "$AGENT" repo init --repo "$repo" ;;
+    restic) untimed "$size" restic full "$rep" init restic init --repo "$repo" ${RESTIC_INIT_ARGS:-} ;;
+    borg) untimed "$size" borg full "$rep" init borg init --encryption=repokey "$repo" ;;
+    esac
+}
+
+declare -A BORG_LAST=()
+tool_backup() { # TOOL SIZE PHASE REP REPO IMAGE
+    local tool=$1 size=$2 phase=$3 rep=$4 repo=$5 img=$6
+    # shellcheck disable=SC2086
+    case $tool in
+    bunker) measure "$size" bunker "$phase" "$rep" "$AGENT" backup --repo "$repo" --volume "$img" \
+        --mode block --volume-id bench --json ;;
+    restic) measure "$size" restic "$phase" "$rep" restic --repo "$repo" backup --host bench \
+        ${RESTIC_BACKUP_ARGS:-} "$img" ;;
+    borg)
+        local name="$phase-$rep"
+        measure "$size" borg "$phase" "$rep" borg create --compression lz4 ${BORG_CREATE_ARGS:-} \
+            "$repo::$name" "$img" && BORG_LAST[$size]=$name
+        ;;
+    esac
+}
+
+tool_restore() { # TOOL SIZE REP REPO OUTDIR IMAGE -> prints restored file path on stdout via RESTORED
+    local tool=$1 size=$2 rep=$3 repo=$4 out=$5 img=$6
+    mkdir -p "$out"
+    # shellcheck disable=SC2086
+    case $tool in
+    bunker)
+        RESTORED=$out/bench.img
+        measure "$size" bunker restore "$rep" "$AGENT" restore --repo "$repo" --snapshot latest \
+            --volume-id bench --target "$RESTORED"
+        ;;
+    restic)
+        RESTORED=$out$img # restic recreates the absolute path under --target
+        measure "$size" restic restore "$rep" restic --repo "$repo" restore latest --target "$out" \
+            ${RESTIC_RESTORE_ARGS:-}
+        ;;
+    borg)
+        RESTORED=$out/${img#/} # borg extract recreates the path (without the /) in its cwd
+        measure "$size" borg restore "$rep" env -C "$out" borg extract ${BORG_EXTRACT_ARGS:-} \
+            "$repo::${BORG_LAST[$size]}"
+        ;;
+    esac
+}
+
+# ---- one size ---------------------------------------------------------------
+MISMATCH=0
+run_size() {
+    local size=$1
+    local img=$WORK/image-${size}g.img
+    declare -A BROKEN=()
+    local t
+    for t in $TOOLS; do
+        [[ -n ${MISSING[$t]:-} ]] && BROKEN[$t]=${MISSING[$t]}
+    done
+
+    # image + three repositories (<= image each) + one restored image at a time
+    local need=$((size * 5 + 1)) avail
+    avail=$(df -P -BG "$WORK" | awk 'NR==2 {sub("G","",$4); print $4}')
+    if ((avail < need)); then
+        echo "!!! only ${avail} GiB free in $WORK, the ${size} GiB bench needs ~${need} GiB" >&2
+        return 1
+    fi
+
+    rm -f "$RESULTS_DIR/results-${size}GiB.json" # never report a stale run
+    echo "=== ${size} GiB image ==="
+    "$PY" "$HERE/mkimage.py" create "$img" --size-gib "$size" --seed "$SEED" | sed 's/^/  /'
+    cat "$img" >/dev/null # in page cache, like DESIGN.md's numbers
+    local bytes
+    bytes=$(stat -c %s "$img")
+
+    local rep
+    echo "  -- full backup --"
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        for t in $TOOLS; do
+            if [[ -n ${BROKEN[$t]:-} ]]; then
+                record "$size" "$t" full "$rep" skip - - - - - "${BROKEN[$t]}"
+                continue
+            fi
+            if ! tool_init "$t" "$size" "$rep" "$WORK/repo-$t"; then
+                BROKEN[$t]="repository init failed"
+                continue
+            fi
+            if tool_backup "$t" "$size" full "$rep" "$WORK/repo-$t" "$img"; then
+                record_ok "$size" "$t" full "$rep" ok
+            else
+                BROKEN[$t]="full backup failed"
+            fi
+        done
+    done
+
+    echo "  -- incremental (1% of 1 MiB blocks rewritten) --"
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        "$PY" "$HERE/mkimage.py" mutate "$img" --seed $((SEED + 1000 * size + rep)) | sed 's/^/  /'
+        for t in $TOOLS; do
+            if [[ -n ${BROKEN[$t]:-} ]]; then
+                record "$size" "$t" incremental "$rep" skip - - - - - "${BROKEN[$t]}"
+                continue
+            fi
+            if tool_backup "$t" "$size" incremental "$rep" "$WORK/repo-$t" "$img"; then
+                record_ok "$size" "$t" incremental "$rep" ok
+            else
+                BROKEN[$t]="incremental backup failed"
+            fi
+        done
+    done
+
+    echo "  -- restore of the latest snapshot, compared with cmp --"
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        for t in $TOOLS; do
+            if [[ -n ${BROKEN[$t]:-} ]]; then
+                record "$size" "$t" restore "$rep" skip - - - - - "${BROKEN[$t]}"
+                continue
+            fi
+            local out=$WORK/out-$t
+            rm -rf "$out"
+            RESTORED=""
+            if tool_restore "$t" "$size" "$rep" "$WORK/repo-$t" "$out" "$img"; then
+                local cmpout rc=0
+                cmpout=$(cmp "$img" "$RESTORED" 2>&1) || rc=$?
+                if ((rc == 0)); then
+                    record_ok "$size" "$t" restore "$rep" ok
+                else
+                    MISMATCH=1
+                    {
+                        echo
+                        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+                        echo "!!! RESTORE MISMATCH: $t restored image differs from the source"
+                        echo "!!! $cmpout"
+                        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+                        echo
+                    } >&2
+                    record_ok "$size" "$t" restore "$rep" mismatch "$(echo "$cmpout" | oneline)"
+                fi
+            fi
+            rm -rf "$out"
+        done
+    done
+
+    # Versions and settings that explain the numbers.
+    local meta=$WORK/meta-${size}.json
+    "$PY" - "$meta" "$bytes" "$size" "$SEED" "$REPEAT" "$AGENT" "$WORK" <<'EOF'
+import json, os, subprocess, sys
+meta, nbytes, size, seed, repeat, agent, work = sys.argv[1:]
+def ver(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+    except Exception as e:
+        return "unknown (%s)" % e
+info = {
+    "image_bytes": int(nbytes), "size_gib": int(size), "seed": int(seed), "repeat": int(repeat),
+    "image": "1 MiB regions, seeded shuffle: 40% random, 30% text (~2.1x LZ4), 30% zeros",
+    "incremental_change": "1% of 1 MiB blocks get a 64 KiB write of new random bytes",
+    "nproc": os.cpu_count(),
+    "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
+    "versions": {"restic": ver(["restic", "version"]), "borg": ver(["borg", "--version"])},
+    "settings": {
+        "bunker": "repo init; backup --mode block --volume-id bench --json; restore --snapshot latest",
+        "restic": "; ".join(" ".join((c + " " + os.environ.get(v, "")).split()) for c, v in (
+            ("init", "RESTIC_INIT_ARGS"), ("backup", "RESTIC_BACKUP_ARGS"), ("restore", "RESTIC_RESTORE_ARGS"))),
+        "borg": "; ".join(" ".join((c + " " + os.environ.get(v, "")).split()) for c, v in (
+            ("init --encryption=repokey", "-"), ("create --compression lz4", "BORG_CREATE_ARGS"),
+            ("extract", "BORG_EXTRACT_ARGS"))),
+    },
+}
+try:
+    cfg = subprocess.run(["restic", "--repo", os.path.join(work, "repo-restic"), "cat", "config"],
+                         capture_output=True, text=True, timeout=60)
+    if cfg.returncode == 0:
+        info["restic_repo_version"] = json.loads(cfg.stdout).get("version")
+except Exception:
+    pass
+json.dump(info, open(meta, "w"))
+EOF
+    rm -f "$img"
+    rm -rf "$WORK"/repo-* "$WORK"/out-*
+
+    "$PY" "$HERE/report.py" table --runs "$RUNS" --size "$size" --meta "$meta" \
+        --tools "$TOOLS" --json "$RESULTS_DIR/results-${size}GiB.json"
+}
+
+# ---- main -----------------------------------------------------------------
+echo "bunker bench: sizes [$SIZES] GiB, tools [$TOOLS], $REPEAT run(s) each, work dir $WORK"
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) on $NPROC cores (the numbers mean something only on an idle machine)"
+STATUS=0
+for s in $SIZES; do
+    run_size "$s" || STATUS=1
+done
+
+echo
+FINAL_ARGS=(final --tools "$TOOLS")
+[[ ${STRICT:-0} == 1 ]] && FINAL_ARGS+=(--strict)
+for s in $SIZES; do FINAL_ARGS+=("$RESULTS_DIR/results-${s}GiB.json"); done
+"$PY" "$HERE/report.py" "${FINAL_ARGS[@]}" || STATUS=1
+((MISMATCH == 0)) || STATUS=1
+if ((STATUS != 0)); then
+    echo "bench: FAILED (see the !!! lines above)" >&2
+fi
+exit $STATUS
