@@ -1,0 +1,100 @@
+#include "nodeagent/core/backend/backend.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <string>
+
+#include "nodeagent/core/backend/file_backend.h"
+
+namespace bunker::backend {
+
+namespace {
+
+Status BadUrl(std::string_view url, std::string_view why) {
+  return InvalidArgument("repository URL \"" + std::string(url) + "\": " + std::string(why));
+}
+
+std::string Absolute(const std::string& path) {
+  if (!path.empty() && path.front() == '/') return path;
+  char cwd[PATH_MAX];
+  if (::getcwd(cwd, sizeof(cwd)) == nullptr) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+std::string Normalize(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+}  // namespace
+
+Result<LocationUrl> ParseLocationUrl(std::string_view url) {
+  LocationUrl out;
+  out.original = std::string(url);
+  if (url.empty()) return BadUrl(url, "empty");
+  if (url.find('\0') != std::string_view::npos) return BadUrl(url, "contains a NUL byte");
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) {
+    if (url.find(':') != std::string_view::npos && url.find('/') > url.find(':')) {
+      return BadUrl(url, "unknown form; use file:///path, nfs://host/export or s3://bucket/prefix");
+    }
+    out.scheme = "file";
+    out.path = Normalize(Absolute(std::string(url)));
+    return out;
+  }
+  out.scheme = std::string(url.substr(0, scheme_end));
+  std::string_view rest = url.substr(scheme_end + 3);
+  size_t q = rest.find('?');
+  if (q != std::string_view::npos) {
+    out.query = std::string(rest.substr(q + 1));
+    rest = rest.substr(0, q);
+  }
+  if (out.scheme == "file") {
+    if (!out.query.empty()) return BadUrl(url, "file URLs take no query");
+    if (rest.empty() || rest.front() != '/') {
+      return BadUrl(url, "file URLs need an absolute path: file:///srv/backups");
+    }
+    out.path = Normalize(std::string(rest));
+    return out;
+  }
+  if (out.scheme == "nfs" || out.scheme == "s3") {
+    size_t slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    if (authority.empty()) {
+      return BadUrl(url, out.scheme == "s3" ? "missing bucket: s3://bucket/prefix"
+                                            : "missing server: nfs://host/export/path");
+    }
+    size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+      std::string port(authority.substr(colon + 1));
+      authority = authority.substr(0, colon);
+      char* end = nullptr;
+      long p = std::strtol(port.c_str(), &end, 10);
+      if (port.empty() || *end != '\0' || p <= 0 || p > 65535) {
+        return BadUrl(url, "invalid port \"" + port + "\"");
+      }
+      out.port = static_cast<int>(p);
+    }
+    out.host = std::string(authority);
+    out.path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
+    if (out.scheme == "nfs" && (out.path.empty() || out.path == "/")) {
+      return BadUrl(url, "missing export path: nfs://host/export/path");
+    }
+    return out;
+  }
+  return BadUrl(url, "unknown scheme \"" + out.scheme + "\" (supported: file, nfs, s3)");
+}
+
+Result<std::unique_ptr<Backend>> OpenBackend(std::string_view url, const BackendOptions& options,
+                                             bool create) {
+  (void)options;
+  ASSIGN_OR_RETURN(LocationUrl loc, ParseLocationUrl(url));
+  if (loc.scheme == "file") {
+    return FileBackend::Open(loc.path, create);
+  }
+  return Unimplemented("the " + loc.scheme +
+                       " backend is not built yet; this bunker-agent supports file:// locations");
+}
+
+}  // namespace bunker::backend

@@ -1,0 +1,259 @@
+#include "nodeagent/core/mover/block_backup.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+
+#include "nodeagent/core/chunk/chunker.h"
+#include "nodeagent/core/repo/pack_writer.h"
+#include "nodeagent/core/util/bounded_queue.h"
+#include "nodeagent/core/util/failpoint.h"
+
+namespace bunker::mover {
+
+using repo::BlobCodec;
+using repo::BlobEntry;
+using repo::BlobId;
+using repo::BlobType;
+using repo::Id;
+using repo::ObjectId;
+
+namespace {
+
+int DefaultWorkers(int requested) {
+  if (requested > 0) return requested;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// First error wins; everyone checks failed() to stop early.
+class ErrorSlot {
+ public:
+  void Set(Status st) {
+    std::lock_guard lock(mu_);
+    if (st_.ok()) st_ = std::move(st);
+    failed_ = true;
+  }
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  Status Get() {
+    std::lock_guard lock(mu_);
+    return st_;
+  }
+
+ private:
+  std::mutex mu_;
+  Status st_;
+  std::atomic<bool> failed_{false};
+};
+
+// Packs that exist in the location, for --full's store check.
+Status ListPacks(repo::Repository* repo, std::unordered_set<ObjectId, repo::IdHash>* packs) {
+  return repo->backend()->List("data/", [&](const backend::ObjectInfo& info) {
+    std::string_view name = info.name;
+    name.remove_prefix(name.rfind('/') + 1);
+    Result<Id> id = repo::ParseId(name);
+    if (id.ok()) packs->insert(*id);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+Result<std::vector<Id>> LoadBlockContent(repo::Repository* repo, const repo::Snapshot& snapshot,
+                                         BlobCodec* codec) {
+  if (snapshot.mode != "block") {
+    return InvalidArgument("snapshot of volume " + snapshot.volume_id + " is a " + snapshot.mode +
+                           "-mode snapshot, not a block-mode one");
+  }
+  uint64_t chunks = (snapshot.size + snapshot.chunk_size - 1) / snapshot.chunk_size;
+  std::vector<Id> ids;
+  ids.reserve(chunks);
+  for (const BlobId& meta : snapshot.content) {
+    Result<Bytes> plain = repo->ReadBlob(meta, codec);
+    if (!plain.ok()) return plain.Annotated("content list of volume " + snapshot.volume_id);
+    ASSIGN_OR_RETURN(std::vector<Id> part,
+                     repo::DecodeContentList(*plain, "content list " + repo::ShortHex(meta)));
+    ids.insert(ids.end(), part.begin(), part.end());
+  }
+  if (ids.size() != chunks) {
+    return Corruption("content list of volume " + snapshot.volume_id + " has " +
+                      std::to_string(ids.size()) + " chunks, the volume size needs " +
+                      std::to_string(chunks));
+  }
+  return ids;
+}
+
+Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* lease,
+                                       const BlockBackupOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  const uint32_t chunk_size = repo->config().block_size;
+  const int workers = DefaultWorkers(options.workers);
+
+  repo::Snapshot snap;
+  snap.volume_id = options.volume_id.empty() ? options.volume_path : options.volume_id;
+  snap.mode = "block";
+  snap.host = repo::HostName();
+  snap.tags = options.tags;
+  snap.chunk_size = chunk_size;
+
+  // Parent: explicit, else the latest snapshot of this volume; none for --full.
+  if (!options.full) {
+    if (options.parent) {
+      snap.parent = options.parent;
+    } else {
+      ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo->ListSnapshots());
+      for (auto it = all.rbegin(); it != all.rend(); ++it) {
+        if (it->snapshot.volume_id == snap.volume_id && it->snapshot.mode == "block") {
+          snap.parent = it->id;
+          break;
+        }
+      }
+    }
+  }
+  snap.kind = snap.parent ? "incremental" : "full";
+
+  std::unordered_set<ObjectId, repo::IdHash> existing_packs;
+  if (options.full) {
+    RETURN_IF_ERROR(ListPacks(repo, &existing_packs));
+  }
+
+  io::ReadOptions read = options.read;
+  read.chunk_size = chunk_size;
+  const size_t queue_cap = static_cast<size_t>(workers) * 2;
+  BufferPool pool(chunk_size, read.queue_depth + queue_cap + workers + 2);
+  Result<std::unique_ptr<io::BlockReader>> opened =
+      io::BlockReader::Open(options.volume_path, read, &pool);
+  if (!opened.ok()) return opened.Annotated("volume " + options.volume_path);
+  std::unique_ptr<io::BlockReader> reader = std::move(*opened);
+  snap.size = reader->size();
+  if (options.progress) options.progress->bytes_total = snap.size;
+
+  const uint64_t chunks = (snap.size + chunk_size - 1) / chunk_size;
+  std::vector<Id> content(chunks);
+
+  repo::PackWriter packer(repo, repo::PackWriterOptions{});
+  ErrorSlot error;
+  std::atomic<uint64_t> bytes_new{0}, bytes_reused{0}, bytes_hole{0}, blobs_new{0},
+      blobs_reused{0};
+  BoundedQueue<io::Block> work(queue_cap);
+
+  auto worker = [&] {
+    std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+    Bytes stored;
+    while (std::optional<io::Block> block = work.Pop()) {
+      if (error.failed()) continue;
+      ByteSpan data = block->data.span();
+      uint64_t index = block->offset / chunk_size;
+      if (chunk::IsAllZero(data)) {
+        content[index] = repo::kHoleId;
+        bytes_hole += data.size();
+      } else {
+        BlobId id = codec->ComputeId(data);
+        content[index] = id;
+        bool store = repo->index().Claim(id);
+        if (!store && options.full) {
+          // Store check: a blob whose pack is gone from the location is stored again.
+          std::optional<repo::BlobLocation> loc = repo->index().Find(id);
+          if (loc && !existing_packs.contains(loc->pack)) {
+            store = true;
+          }
+        }
+        if (store) {
+          stored.clear();
+          uint8_t flags = 0;
+          Status st = codec->Encode(BlobType::kData, id, data, options.verify_before_upload,
+                                    &stored, &flags);
+          if (st.ok()) {
+            BlobEntry e{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(data.size())};
+            st = packer.Add(e, stored);
+          }
+          if (!st.ok()) {
+            error.Set(st.Annotate("chunk at offset " + std::to_string(block->offset)));
+            work.Close();
+            continue;
+          }
+          bytes_new += data.size();
+          ++blobs_new;
+          if (options.progress) options.progress->bytes_new += data.size();
+        } else {
+          bytes_reused += data.size();
+          ++blobs_reused;
+        }
+      }
+      if (options.progress) options.progress->bytes_done += data.size();
+    }
+  };
+
+  std::vector<std::thread> threads;
+  for (int i = 0; i < workers; ++i) threads.emplace_back(worker);
+  Status read_status;
+  for (;;) {
+    if (error.failed()) break;
+    Result<std::optional<io::Block>> next = reader->Next();
+    if (!next.ok()) {
+      read_status = next.Annotated("read volume " + options.volume_path);
+      break;
+    }
+    if (!next->has_value()) break;
+    if (!work.Push(std::move(**next))) break;
+  }
+  work.Close();
+  for (auto& t : threads) t.join();
+  if (!read_status.ok()) error.Set(read_status);
+  if (error.failed()) return error.Get();
+
+  // Content list as meta blobs, stored like data.
+  {
+    std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+    Bytes stored;
+    // An empty volume still gets one (empty) content list.
+    const uint64_t groups =
+        std::max<uint64_t>(1, (chunks + repo::kContentIdsPerMeta - 1) / repo::kContentIdsPerMeta);
+    for (uint64_t g = 0; g < groups; ++g) {
+      uint64_t i = g * repo::kContentIdsPerMeta;
+      uint64_t n = std::min<uint64_t>(repo::kContentIdsPerMeta, chunks - i);
+      Bytes plain = repo::EncodeContentList(std::span<const Id>(content.data() + i, n));
+      BlobId id = codec->ComputeId(plain);
+      snap.content.push_back(id);
+      if (repo->index().Claim(id)) {
+        stored.clear();
+        uint8_t flags = 0;
+        RETURN_IF_ERROR(codec->Encode(BlobType::kMeta, id, plain, true, &stored, &flags));
+        RETURN_IF_ERROR(packer.Add(
+            BlobEntry{id, BlobType::kMeta, flags, 0, 0, static_cast<uint32_t>(plain.size())},
+            stored));
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<repo::PackEntries> packs, packer.Finish());
+  if (options.progress) options.progress->bytes_stored = packer.bytes_uploaded();
+
+  // Commit point: index, then snapshot, each only while the lease holds.
+  std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+  if (!packs.empty()) {
+    if (lease) RETURN_IF_ERROR(lease->CheckValid());
+    RETURN_IF_ERROR(Failpoint("backup.before_index"));
+    RETURN_IF_ERROR(repo->SaveIndex(packs, codec.get()).status());
+  }
+  snap.time = repo::NowRfc3339();
+  snap.stats.bytes_read = snap.size;
+  snap.stats.bytes_new = bytes_new;
+  snap.stats.bytes_reused = bytes_reused;
+  snap.stats.bytes_hole = bytes_hole;
+  snap.stats.bytes_stored = packer.bytes_uploaded();
+  snap.stats.blobs_new = blobs_new;
+  snap.stats.blobs_reused = blobs_reused;
+  snap.stats.duration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (lease) RETURN_IF_ERROR(lease->CheckValid());
+  RETURN_IF_ERROR(Failpoint("backup.before_snapshot"));
+  ASSIGN_OR_RETURN(ObjectId sid, repo->SaveSnapshot(snap, codec.get()));
+  RETURN_IF_ERROR(Failpoint("backup.after_snapshot"));
+  return BackupResult{sid, std::move(snap), std::string(io::EngineName(reader->engine()))};
+}
+
+}  // namespace bunker::mover

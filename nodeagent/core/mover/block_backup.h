@@ -1,0 +1,66 @@
+#pragma once
+
+// Block-mode backup and restore of a volume (a block device or an image file)
+// through the pipeline of DESIGN.md: an io_uring reader → worker threads that
+// detect holes, compute ids, deduplicate, compress, seal and self-check →
+// pack writer → parallel uploads; then the content list, the index file and
+// the snapshot, in that order, each after checking the lease is still held.
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "nodeagent/core/io/block_io.h"
+#include "nodeagent/core/mover/progress.h"
+#include "nodeagent/core/repo/lease.h"
+#include "nodeagent/core/repo/repository.h"
+
+namespace bunker::mover {
+
+struct BlockBackupOptions {
+  std::string volume_path;
+  std::string volume_id;  // defaults to volume_path
+  std::map<std::string, std::string> tags;
+  bool full = false;                      // ignore the parent; check stored packs exist
+  std::optional<repo::ObjectId> parent;   // explicit parent (else latest of volume_id)
+  io::ReadOptions read;                   // chunk_size is taken from the repository
+  int workers = 0;                        // 0: one per core
+  bool verify_before_upload = true;       // decode every blob again before upload
+  Progress* progress = nullptr;
+};
+
+struct BackupResult {
+  repo::ObjectId snapshot_id{};
+  repo::Snapshot snapshot;
+  std::string io_engine;
+};
+
+Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* lease,
+                                       const BlockBackupOptions& options);
+
+struct BlockRestoreOptions {
+  std::string target;
+  bool overwrite = false;
+  io::WriteOptions write;
+  int workers = 0;  // 0: one per core, at least 2
+  Progress* progress = nullptr;
+};
+
+struct RestoreResult {
+  uint64_t bytes_written = 0;
+  uint64_t bytes_hole = 0;
+  uint64_t blobs_fetched = 0;
+  std::string io_engine;
+};
+
+// Restores a block-mode snapshot to a file or block device, verifying every
+// blob (MAC, length, id). The file is left sparse where the volume had holes.
+Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Snapshot& snapshot,
+                                         const BlockRestoreOptions& options);
+
+// Loads the content list of a block snapshot (chunk ids, holes as kHoleId).
+Result<std::vector<repo::Id>> LoadBlockContent(repo::Repository* repo,
+                                               const repo::Snapshot& snapshot,
+                                               repo::BlobCodec* codec);
+
+}  // namespace bunker::mover

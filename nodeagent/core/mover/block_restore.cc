@@ -1,0 +1,189 @@
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "nodeagent/core/mover/block_backup.h"
+
+namespace bunker::mover {
+
+using repo::BlobCodec;
+using repo::BlobEntry;
+using repo::BlobId;
+using repo::Id;
+using repo::ObjectId;
+
+namespace {
+
+constexpr uint64_t kMaxRange = 8 << 20;  // bytes fetched per ranged read
+constexpr uint64_t kMaxGap = 256 << 10;  // unneeded bytes a range may span
+
+struct Item {
+  BlobEntry entry;
+  const std::vector<uint32_t>* chunks;  // chunk indices that hold this blob
+};
+
+struct Task {
+  ObjectId pack{};
+  uint64_t start = 0;
+  uint64_t length = 0;
+  uint32_t first_chunk = 0;
+  std::vector<Item> items;
+};
+
+}  // namespace
+
+Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Snapshot& snapshot,
+                                         const BlockRestoreOptions& options) {
+  std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+  ASSIGN_OR_RETURN(std::vector<Id> ids, LoadBlockContent(repo, snapshot, codec.get()));
+  const uint64_t chunk_size = snapshot.chunk_size;
+  auto chunk_len = [&](uint32_t i) {
+    return std::min<uint64_t>(chunk_size, snapshot.size - uint64_t{i} * chunk_size);
+  };
+
+  // Which chunks each blob fills, then where each blob lives.
+  std::unordered_map<BlobId, std::vector<uint32_t>, repo::IdHash> where;
+  RestoreResult result;
+  for (uint32_t i = 0; i < ids.size(); ++i) {
+    if (repo::IsHole(ids[i])) {
+      result.bytes_hole += chunk_len(i);
+    } else {
+      where[ids[i]].push_back(i);
+    }
+  }
+  std::map<ObjectId, std::vector<Item>> by_pack;
+  for (const auto& [id, chunks] : where) {
+    std::optional<repo::BlobLocation> loc = repo->index().Find(id);
+    if (!loc) {
+      return Corruption("snapshot of volume " + snapshot.volume_id + ": blob " +
+                        repo::ShortHex(id) + " (chunk at offset " +
+                        std::to_string(uint64_t{chunks.front()} * chunk_size) +
+                        ") is in no index: the repository is missing data");
+    }
+    if (loc->entry.raw_length != chunk_len(chunks.front())) {
+      return Corruption("blob " + repo::ShortHex(id) + " has " +
+                        std::to_string(loc->entry.raw_length) + " bytes, its chunk needs " +
+                        std::to_string(chunk_len(chunks.front())));
+    }
+    by_pack[loc->pack].push_back(Item{loc->entry, &chunks});
+  }
+  std::vector<Task> tasks;
+  for (auto& [pack, items] : by_pack) {
+    std::sort(items.begin(), items.end(),
+              [](const Item& a, const Item& b) { return a.entry.offset < b.entry.offset; });
+    Task cur;
+    for (const Item& it : items) {
+      uint64_t end = cur.start + cur.length;
+      if (!cur.items.empty() &&
+          (it.entry.offset < end || it.entry.offset - end > kMaxGap ||
+           it.entry.offset + it.entry.length - cur.start > kMaxRange)) {
+        tasks.push_back(std::move(cur));
+        cur = Task();
+      }
+      if (cur.items.empty()) {
+        cur.pack = pack;
+        cur.start = it.entry.offset;
+        cur.first_chunk = it.chunks->front();
+      }
+      cur.length = it.entry.offset + it.entry.length - cur.start;
+      cur.first_chunk = std::min(cur.first_chunk, it.chunks->front());
+      cur.items.push_back(it);
+    }
+    if (!cur.items.empty()) tasks.push_back(std::move(cur));
+  }
+  std::sort(tasks.begin(), tasks.end(),
+            [](const Task& a, const Task& b) { return a.first_chunk < b.first_chunk; });
+
+  ASSIGN_OR_RETURN(std::unique_ptr<io::BlockWriter> writer,
+                   io::BlockWriter::Open(options.target, snapshot.size, options.overwrite,
+                                         options.write));
+  result.io_engine = std::string(io::EngineName(writer->engine()));
+  if (options.progress) options.progress->bytes_total = snapshot.size;
+
+  std::mutex writer_mu;
+  std::mutex error_mu;
+  Status error;
+  std::atomic<bool> failed{false};
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> written{0}, fetched{0};
+  auto fail = [&](Status st) {
+    std::lock_guard lock(error_mu);
+    if (error.ok()) error = std::move(st);
+    failed = true;
+  };
+  auto worker = [&] {
+    std::unique_ptr<BlobCodec> c = repo->NewCodec();
+    for (size_t t = next++; t < tasks.size() && !failed; t = next++) {
+      const Task& task = tasks[t];
+      std::string name = repo::PackName(task.pack);
+      Result<Bytes> range = repo->backend()->GetRange(name, task.start, task.length);
+      if (!range.ok()) {
+        fail(range.Annotated("fetch pack " + repo::ShortHex(task.pack)));
+        return;
+      }
+      for (const Item& it : task.items) {
+        Bytes plain;
+        Status st = c->Decode(
+            it.entry, ByteSpan(range->data() + (it.entry.offset - task.start), it.entry.length),
+            name, &plain);
+        if (!st.ok()) {
+          fail(st);
+          return;
+        }
+        ++fetched;
+        const std::vector<uint32_t>& chunks = *it.chunks;
+        for (size_t k = 0; k < chunks.size(); ++k) {
+          uint64_t off = uint64_t{chunks[k]} * chunk_size;
+          Bytes data = k + 1 == chunks.size() ? std::move(plain) : plain;
+          uint64_t n = data.size();
+          {
+            std::lock_guard lock(writer_mu);
+            st = writer->WriteAt(off, std::move(data));
+          }
+          if (!st.ok()) {
+            fail(st.Annotate("write " + options.target + " at offset " + std::to_string(off)));
+            return;
+          }
+          written += n;
+          if (options.progress) options.progress->bytes_done += n;
+        }
+      }
+    }
+  };
+  int workers = options.workers > 0
+                    ? options.workers
+                    : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  std::vector<std::thread> threads;
+  for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+
+  if (!failed) {
+    // Holes read as zeros: nothing to do on a fresh file, zeroing on a device.
+    for (uint32_t i = 0; i < ids.size(); ++i) {
+      if (!repo::IsHole(ids[i])) continue;
+      uint32_t j = i;
+      while (j + 1 < ids.size() && repo::IsHole(ids[j + 1])) ++j;
+      uint64_t off = uint64_t{i} * chunk_size;
+      uint64_t end = std::min<uint64_t>(snapshot.size, (uint64_t{j} + 1) * chunk_size);
+      Status st = writer->Zero(off, end - off);
+      if (!st.ok()) {
+        fail(st.Annotate("zero " + options.target));
+        break;
+      }
+      if (options.progress) options.progress->bytes_done += end - off;
+      i = j;
+    }
+  }
+  Status fin = writer->Finish();
+  if (failed) return error;
+  if (!fin.ok()) return fin.Annotate("finish writing " + options.target);
+  result.bytes_written = written;
+  result.blobs_fetched = fetched;
+  return result;
+}
+
+}  // namespace bunker::mover

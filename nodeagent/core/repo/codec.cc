@@ -1,0 +1,290 @@
+#include "nodeagent/core/repo/codec.h"
+
+#include <cstring>
+#include <string>
+
+#include "nodeagent/core/chunk/compress.h"
+
+namespace bunker::repo {
+
+namespace {
+
+constexpr std::string_view kAadBlob = "bunker-blob-v1";
+
+Status CheckVersion(uint32_t version, std::string_view what) {
+  if (version != kFormatVersion) {
+    return Corruption(std::string(what) + ": format version " + std::to_string(version) +
+                      " is not supported (this build reads version " +
+                      std::to_string(kFormatVersion) + ")");
+  }
+  return Status::Ok();
+}
+
+Status ReadEntryCommon(ByteReader* r, BlobEntry* e, std::string_view what) {
+  RETURN_IF_ERROR(r->Array(&e->id));
+  uint8_t type = 0;
+  RETURN_IF_ERROR(r->U8(&type));
+  if (type != static_cast<uint8_t>(BlobType::kData) &&
+      type != static_cast<uint8_t>(BlobType::kMeta)) {
+    return Corruption(std::string(what) + ": blob " + ShortHex(e->id) + " has unknown type " +
+                      std::to_string(type));
+  }
+  e->type = static_cast<BlobType>(type);
+  RETURN_IF_ERROR(r->U8(&e->flags));
+  if (e->flags & ~kFlagLz4) {
+    return Corruption(std::string(what) + ": blob " + ShortHex(e->id) + " has unknown flags");
+  }
+  uint16_t reserved = 0;
+  return r->U16(&reserved);
+}
+
+Status CheckLengths(const BlobEntry& e, std::string_view what) {
+  if (e.length < crypto::kSealOverhead || e.length > kMaxBlobSize + 4096 ||
+      e.raw_length > kMaxBlobSize) {
+    return Corruption(std::string(what) + ": blob " + ShortHex(e.id) + " has impossible length " +
+                      std::to_string(e.length) + "/" + std::to_string(e.raw_length));
+  }
+  if (!(e.flags & kFlagLz4) && e.length != e.raw_length + crypto::kSealOverhead) {
+    return Corruption(std::string(what) + ": uncompressed blob " + ShortHex(e.id) +
+                      " length does not match its raw length");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+BlobCodec::BlobCodec(const MasterKey& key) : aead_(key.enc), hmac_(key.mac) {}
+
+BlobId BlobCodec::ComputeId(ByteSpan plaintext) { return hmac_.Compute(plaintext); }
+
+void BlobCodec::BlobAad(BlobType type, uint8_t flags, uint32_t raw_length, const BlobId& id) {
+  aad_.clear();
+  PutBytes(&aad_, AsBytes(kAadBlob));
+  PutU8(&aad_, static_cast<uint8_t>(type));
+  PutU8(&aad_, flags);
+  PutU32(&aad_, raw_length);
+  PutBytes(&aad_, id);
+}
+
+Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
+                         Bytes* out, uint8_t* flags) {
+  if (plaintext.size() > kMaxBlobSize) {
+    return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
+  }
+  uint32_t raw_length = static_cast<uint32_t>(plaintext.size());
+  ByteSpan payload = plaintext;
+  *flags = 0;
+  if (chunk::Lz4Compress(plaintext, &compressed_)) {
+    payload = compressed_;
+    *flags = kFlagLz4;
+  }
+  BlobAad(type, *flags, raw_length, id);
+  size_t start = out->size();
+  RETURN_IF_ERROR(aead_.Seal(payload, aad_, out));
+  if (verify) {
+    BlobEntry e{id, type, *flags, 0, static_cast<uint32_t>(out->size() - start), raw_length};
+    Status st =
+        OpenPayload(e, ByteSpan(out->data() + start, out->size() - start), "self-check", &check_);
+    if (!st.ok() || check_.size() != plaintext.size() ||
+        std::memcmp(check_.data(), plaintext.data(), plaintext.size()) != 0) {
+      out->resize(start);
+      return Internal("blob " + ShortHex(id) +
+                      " did not decode back to its plaintext before upload (codec self-check): " +
+                      st.ToString());
+    }
+  }
+  return Status::Ok();
+}
+
+Status BlobCodec::Decode(const BlobEntry& entry, ByteSpan sealed, std::string_view what,
+                         Bytes* out) {
+  RETURN_IF_ERROR(OpenPayload(entry, sealed, what, out));
+  BlobId id = hmac_.Compute(*out);
+  if (!crypto::ConstantTimeEqual(id, entry.id)) {
+    return Corruption(std::string(what) + ": blob " + ShortHex(entry.id) +
+                      ": content does not match its id");
+  }
+  return Status::Ok();
+}
+
+Status BlobCodec::OpenPayload(const BlobEntry& entry, ByteSpan sealed, std::string_view what,
+                              Bytes* out) {
+  auto fail = [&](std::string_view why) {
+    return Corruption(std::string(what) + ": blob " + ShortHex(entry.id) + ": " +
+                      std::string(why));
+  };
+  if (sealed.size() != entry.length) return fail("stored length differs from the index");
+  RETURN_IF_ERROR(CheckLengths(entry, what));
+  BlobAad(entry.type, entry.flags, entry.raw_length, entry.id);
+  if (entry.flags & kFlagLz4) {
+    if (!aead_.Open(sealed, aad_, &compressed_).ok()) {
+      return fail("authentication failed (damaged, or not the blob the index names)");
+    }
+    Status st = chunk::Lz4Decompress(compressed_, entry.raw_length, out);
+    if (!st.ok()) return fail("LZ4 data does not decompress: " + st.message());
+  } else {
+    if (!aead_.Open(sealed, aad_, out).ok()) {
+      return fail("authentication failed (damaged, or not the blob the index names)");
+    }
+  }
+  if (out->size() != entry.raw_length) return fail("plaintext length differs from the index");
+  return Status::Ok();
+}
+
+Status BlobCodec::Seal(std::string_view aad, ByteSpan plaintext, Bytes* out) {
+  return aead_.Seal(plaintext, AsBytes(aad), out);
+}
+
+Status BlobCodec::Open(std::string_view aad, ByteSpan sealed, std::string_view what, Bytes* out) {
+  Status st = aead_.Open(sealed, AsBytes(aad), out);
+  if (!st.ok()) {
+    return Corruption(std::string(what) +
+                      ": authentication failed (damaged, truncated, or sealed with another key)");
+  }
+  return Status::Ok();
+}
+
+Bytes EncodeTrailer(const std::vector<BlobEntry>& entries) {
+  Bytes out;
+  out.reserve(8 + entries.size() * kTrailerEntrySize);
+  PutU32(&out, kFormatVersion);
+  PutU32(&out, static_cast<uint32_t>(entries.size()));
+  for (const BlobEntry& e : entries) {
+    PutBytes(&out, e.id);
+    PutU8(&out, static_cast<uint8_t>(e.type));
+    PutU8(&out, e.flags);
+    PutU16(&out, 0);
+    PutU32(&out, e.length);
+    PutU32(&out, e.raw_length);
+  }
+  return out;
+}
+
+Result<std::vector<BlobEntry>> DecodeTrailer(ByteSpan plain, uint64_t blobs_size,
+                                             std::string_view what) {
+  ByteReader r(plain, std::string(what) + " trailer");
+  uint32_t version = 0, count = 0;
+  RETURN_IF_ERROR(r.U32(&version));
+  RETURN_IF_ERROR(CheckVersion(version, what));
+  RETURN_IF_ERROR(r.U32(&count));
+  RETURN_IF_ERROR(r.CheckCount(count, kTrailerEntrySize, "blob"));
+  std::vector<BlobEntry> entries(count);
+  uint64_t offset = 0;
+  for (BlobEntry& e : entries) {
+    RETURN_IF_ERROR(ReadEntryCommon(&r, &e, what));
+    RETURN_IF_ERROR(r.U32(&e.length));
+    RETURN_IF_ERROR(r.U32(&e.raw_length));
+    RETURN_IF_ERROR(CheckLengths(e, what));
+    e.offset = static_cast<uint32_t>(offset);
+    offset += e.length;
+    if (offset > blobs_size) {
+      return Corruption(std::string(what) + ": trailer describes more bytes than the pack holds");
+    }
+  }
+  if (!r.done()) return Corruption(std::string(what) + ": trailer has trailing bytes");
+  if (offset != blobs_size) {
+    return Corruption(std::string(what) + ": trailer blobs end at byte " + std::to_string(offset) +
+                      " but the trailer starts at " + std::to_string(blobs_size));
+  }
+  return entries;
+}
+
+Result<uint32_t> DecodePackFooter(ByteSpan footer8, uint64_t pack_size, std::string_view what) {
+  if (footer8.size() != kPackFooterSize || pack_size < kPackFooterSize) {
+    return Corruption(std::string(what) + ": too short to be a pack");
+  }
+  if (std::memcmp(footer8.data() + 4, kPackMagic, 4) != 0) {
+    return Corruption(std::string(what) + ": pack footer magic is missing");
+  }
+  uint32_t len = LoadU32(footer8.data());
+  if (len < crypto::kSealOverhead || uint64_t{len} + kPackFooterSize > pack_size) {
+    return Corruption(std::string(what) + ": pack trailer length " + std::to_string(len) +
+                      " does not fit the pack of " + std::to_string(pack_size) + " bytes");
+  }
+  return len;
+}
+
+Result<std::vector<BlobEntry>> ReadPackTrailer(BlobCodec* codec, ByteSpan pack,
+                                               std::string_view what) {
+  if (pack.size() < kPackFooterSize) return Corruption(std::string(what) + ": too short");
+  ASSIGN_OR_RETURN(uint32_t len, DecodePackFooter(pack.subspan(pack.size() - kPackFooterSize),
+                                                  pack.size(), what));
+  uint64_t trailer_start = pack.size() - kPackFooterSize - len;
+  Bytes plain;
+  RETURN_IF_ERROR(codec->Open(kAadTrailer, pack.subspan(trailer_start, len),
+                              std::string(what) + " trailer", &plain));
+  return DecodeTrailer(plain, trailer_start, what);
+}
+
+Bytes EncodeIndex(const std::vector<PackEntries>& packs) {
+  Bytes out;
+  size_t n = 8;
+  for (const auto& p : packs) n += 36 + p.blobs.size() * kIndexEntrySize;
+  out.reserve(n);
+  PutU32(&out, kFormatVersion);
+  PutU32(&out, static_cast<uint32_t>(packs.size()));
+  for (const PackEntries& p : packs) {
+    PutBytes(&out, p.pack);
+    PutU32(&out, static_cast<uint32_t>(p.blobs.size()));
+    for (const BlobEntry& e : p.blobs) {
+      PutBytes(&out, e.id);
+      PutU8(&out, static_cast<uint8_t>(e.type));
+      PutU8(&out, e.flags);
+      PutU16(&out, 0);
+      PutU32(&out, e.offset);
+      PutU32(&out, e.length);
+      PutU32(&out, e.raw_length);
+    }
+  }
+  return out;
+}
+
+Result<std::vector<PackEntries>> DecodeIndex(ByteSpan plain, std::string_view what) {
+  ByteReader r(plain, std::string(what));
+  uint32_t version = 0, count = 0;
+  RETURN_IF_ERROR(r.U32(&version));
+  RETURN_IF_ERROR(CheckVersion(version, what));
+  RETURN_IF_ERROR(r.U32(&count));
+  RETURN_IF_ERROR(r.CheckCount(count, 36, "pack"));
+  std::vector<PackEntries> packs(count);
+  for (PackEntries& p : packs) {
+    RETURN_IF_ERROR(r.Array(&p.pack));
+    uint32_t blobs = 0;
+    RETURN_IF_ERROR(r.U32(&blobs));
+    RETURN_IF_ERROR(r.CheckCount(blobs, kIndexEntrySize, "blob"));
+    p.blobs.resize(blobs);
+    for (BlobEntry& e : p.blobs) {
+      RETURN_IF_ERROR(ReadEntryCommon(&r, &e, what));
+      RETURN_IF_ERROR(r.U32(&e.offset));
+      RETURN_IF_ERROR(r.U32(&e.length));
+      RETURN_IF_ERROR(r.U32(&e.raw_length));
+      RETURN_IF_ERROR(CheckLengths(e, what));
+    }
+  }
+  if (!r.done()) return Corruption(std::string(what) + ": trailing bytes");
+  return packs;
+}
+
+Bytes EncodeContentList(std::span<const Id> ids) {
+  Bytes out;
+  out.reserve(8 + ids.size() * 32);
+  PutU32(&out, kFormatVersion);
+  PutU32(&out, static_cast<uint32_t>(ids.size()));
+  for (const Id& id : ids) PutBytes(&out, id);
+  return out;
+}
+
+Result<std::vector<Id>> DecodeContentList(ByteSpan plain, std::string_view what) {
+  ByteReader r(plain, std::string(what));
+  uint32_t version = 0, count = 0;
+  RETURN_IF_ERROR(r.U32(&version));
+  RETURN_IF_ERROR(CheckVersion(version, what));
+  RETURN_IF_ERROR(r.U32(&count));
+  RETURN_IF_ERROR(r.CheckCount(count, 32, "chunk id"));
+  std::vector<Id> ids(count);
+  for (Id& id : ids) RETURN_IF_ERROR(r.Array(&id));
+  if (!r.done()) return Corruption(std::string(what) + ": trailing bytes");
+  return ids;
+}
+
+}  // namespace bunker::repo

@@ -1,0 +1,113 @@
+#pragma once
+
+// Encoders and decoders of the repository's binary objects (FORMAT.md):
+// blobs, pack trailers, index files, block content lists. Decoders treat
+// their input as hostile: every count and length is bounded by the bytes
+// actually present before anything is allocated, and failures are Corruption
+// naming the object.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/repo/ids.h"
+#include "nodeagent/core/util/bytes.h"
+#include "nodeagent/core/util/status.h"
+
+namespace bunker::repo {
+
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kMaxBlobSize = 16u << 20;  // raw_length bound
+inline constexpr uint8_t kFlagLz4 = 1;
+inline constexpr size_t kTrailerEntrySize = 44;
+inline constexpr size_t kIndexEntrySize = 48;
+inline constexpr size_t kPackFooterSize = 8;
+inline constexpr char kPackMagic[4] = {'B', 'K', 'P', '1'};
+inline constexpr uint32_t kContentIdsPerMeta = 4096;
+
+// AADs of the sealed object kinds.
+inline constexpr std::string_view kAadIndex = "bunker-index-v1";
+inline constexpr std::string_view kAadSnapshot = "bunker-snapshot-v1";
+inline constexpr std::string_view kAadTrailer = "bunker-pack-trailer-v1";
+inline constexpr std::string_view kAadLease = "bunker-lease-v1";
+
+struct MasterKey {
+  crypto::Key enc{};
+  crypto::Key mac{};
+};
+
+// Where a blob lives inside a pack.
+struct BlobEntry {
+  BlobId id{};
+  BlobType type = BlobType::kData;
+  uint8_t flags = 0;
+  uint32_t offset = 0;      // within the pack
+  uint32_t length = 0;      // stored (sealed) bytes
+  uint32_t raw_length = 0;  // plaintext bytes
+};
+
+struct PackEntries {
+  ObjectId pack{};
+  std::vector<BlobEntry> blobs;
+};
+
+// Seals, opens and identifies blobs and sealed objects with the repository
+// keys. Holds reusable OpenSSL contexts and scratch buffers: one per thread.
+class BlobCodec {
+ public:
+  explicit BlobCodec(const MasterKey& key);
+
+  BlobId ComputeId(ByteSpan plaintext);
+
+  // Compresses `plaintext` when that shrinks it, seals it and appends the
+  // stored form to *out; sets *flags. With `verify`, opens the result again and
+  // compares it with `plaintext` (Internal on mismatch: a codec bug).
+  Status Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify, Bytes* out,
+                uint8_t* flags);
+
+  // Opens a stored blob described by `entry` (its length must equal
+  // sealed.size()), decompresses into *out and checks that its HMAC equals
+  // entry.id. Corruption naming `what` on any failure.
+  Status Decode(const BlobEntry& entry, ByteSpan sealed, std::string_view what, Bytes* out);
+
+  // Sealed objects (index, snapshot, trailer, lease).
+  Status Seal(std::string_view aad, ByteSpan plaintext, Bytes* out);
+  Status Open(std::string_view aad, ByteSpan sealed, std::string_view what, Bytes* out);
+
+ private:
+  // Decode without the id check (the self-check compares plaintext instead).
+  Status OpenPayload(const BlobEntry& entry, ByteSpan sealed, std::string_view what, Bytes* out);
+  void BlobAad(BlobType type, uint8_t flags, uint32_t raw_length, const BlobId& id);
+
+  crypto::Aead aead_;
+  crypto::Hmac hmac_;
+  Bytes aad_;
+  Bytes compressed_;
+  Bytes check_;
+};
+
+// Pack trailer plaintext.
+Bytes EncodeTrailer(const std::vector<BlobEntry>& entries);
+// Parses a trailer plaintext for a pack whose blobs occupy [0, blobs_size);
+// fills offsets.
+Result<std::vector<BlobEntry>> DecodeTrailer(ByteSpan plain, uint64_t blobs_size,
+                                             std::string_view what);
+// Reads the footer of a whole pack (or its tail): returns the sealed trailer's
+// length. `pack_size` is the size of the whole object.
+Result<uint32_t> DecodePackFooter(ByteSpan footer8, uint64_t pack_size, std::string_view what);
+// Opens and decodes the trailer of a whole pack held in memory.
+Result<std::vector<BlobEntry>> ReadPackTrailer(BlobCodec* codec, ByteSpan pack,
+                                               std::string_view what);
+
+// Index file plaintext.
+Bytes EncodeIndex(const std::vector<PackEntries>& packs);
+Result<std::vector<PackEntries>> DecodeIndex(ByteSpan plain, std::string_view what);
+
+// Block-mode content list (meta blob plaintext).
+Bytes EncodeContentList(std::span<const Id> ids);
+Result<std::vector<Id>> DecodeContentList(ByteSpan plain, std::string_view what);
+
+}  // namespace bunker::repo

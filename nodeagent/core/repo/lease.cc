@@ -1,0 +1,192 @@
+#include "nodeagent/core/repo/lease.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/util/failpoint.h"
+
+namespace bunker::repo {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Describe(const LeaseInfo& l) {
+  return std::string(l.exclusive ? "exclusive" : "shared") + " lease " + l.name + " held by " +
+         l.operation + " (host " + l.host + ", pid " + std::to_string(l.pid) + ", expires in " +
+         std::to_string(l.expires - NowUnix()) + " s)";
+}
+
+}  // namespace
+
+Lease::Lease(Repository* repo, LeaseInfo info, const LeaseOptions& options)
+    : repo_(repo), info_(std::move(info)), options_(options) {}
+
+Lease::~Lease() { Release().IgnoreError(); }
+
+Status Lease::Write() {
+  int64_t start = SteadyMs();
+  info_.expires = NowUnix() + options_.ttl.count();
+  json j = {{"holder", info_.holder},       {"host", info_.host},
+            {"pid", info_.pid},             {"operation", info_.operation},
+            {"exclusive", info_.exclusive}, {"nonce", nonce_},
+            {"created", info_.created},     {"expires", info_.expires}};
+  BlobCodec codec(repo_->key());
+  Bytes sealed;
+  RETURN_IF_ERROR(codec.Seal(kAadLease, AsBytes(j.dump()), &sealed));
+  RETURN_IF_ERROR(Failpoint("lease.before_put"));
+  RETURN_IF_ERROR(repo_->backend()->Put(info_.name, sealed).Annotate("write lease " + info_.name));
+  // Valid until the expiry we wrote, measured from before the write started,
+  // less a margin so the commit check fails before anyone else may take over.
+  int64_t margin_ms = std::min<int64_t>(options_.ttl.count() * 1000 / 10, 30000);
+  valid_until_ms_ = start + options_.ttl.count() * 1000 - margin_ms;
+  return Status::Ok();
+}
+
+Result<std::vector<LeaseInfo>> Lease::ListAll(Repository* repo,
+                                              std::vector<std::string>* unreadable) {
+  std::vector<std::string> names;
+  RETURN_IF_ERROR(repo->backend()->List("locks/", [&](const backend::ObjectInfo& info) {
+    names.push_back(info.name);
+    return Status::Ok();
+  }));
+  BlobCodec codec(repo->key());
+  std::vector<LeaseInfo> out;
+  for (const std::string& name : names) {
+    Result<Bytes> raw = repo->backend()->Get(name);
+    if (!raw.ok()) {
+      if (raw.status().code() == Code::kNotFound) continue;  // released meanwhile
+      return raw.status();
+    }
+    Bytes plain;
+    json j;
+    if (codec.Open(kAadLease, *raw, name, &plain).ok()) {
+      j = json::parse(plain.begin(), plain.end(), nullptr, false);
+    }
+    if (j.is_discarded() || !j.is_object()) {
+      if (unreadable) unreadable->push_back(name);
+      continue;
+    }
+    LeaseInfo l;
+    l.name = name;
+    l.holder = j.value("holder", "");
+    l.host = j.value("host", "");
+    l.pid = j.value("pid", int64_t{0});
+    l.operation = j.value("operation", "");
+    l.exclusive = j.value("exclusive", true);
+    l.created = j.value("created", int64_t{0});
+    l.expires = j.value("expires", int64_t{0});
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+bool Lease::IsStale(const LeaseInfo& l, std::chrono::seconds skew) {
+  if (l.host == HostName() && l.pid > 0) {
+    // A process on this host: stale exactly when it is gone.
+    return ::kill(static_cast<pid_t>(l.pid), 0) != 0 && errno == ESRCH;
+  }
+  return l.expires + skew.count() < NowUnix();
+}
+
+Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
+                                              std::string operation, const LeaseOptions& options) {
+  auto conflicts = [&](const std::vector<LeaseInfo>& leases, const std::string& own,
+                       std::string* who) {
+    for (const LeaseInfo& l : leases) {
+      if (l.name == own || IsStale(l, options.skew)) continue;
+      if (exclusive || l.exclusive) {
+        *who = Describe(l);
+        return true;
+      }
+    }
+    return false;
+  };
+  std::vector<std::string> unreadable;
+  ASSIGN_OR_RETURN(std::vector<LeaseInfo> before, ListAll(repo, &unreadable));
+  std::string who;
+  if (conflicts(before, "", &who)) {
+    return FailedPrecondition("repository " + repo->backend()->Describe() + " is locked: " + who);
+  }
+  LeaseInfo info;
+  Bytes rnd(16);
+  RETURN_IF_ERROR(crypto::RandomBytes(rnd));
+  info.name = "locks/" + HexEncode(rnd);
+  info.host = HostName();
+  info.pid = ::getpid();
+  info.holder = info.host + ":" + std::to_string(info.pid);
+  info.operation = std::move(operation);
+  info.exclusive = exclusive;
+  info.created = NowUnix();
+  std::unique_ptr<Lease> lease(new Lease(repo, std::move(info), options));
+  Bytes nonce(16);
+  RETURN_IF_ERROR(crypto::RandomBytes(nonce));
+  lease->nonce_ = HexEncode(nonce);
+  RETURN_IF_ERROR(lease->Write());
+  std::this_thread::sleep_for(options.settle);
+  Result<std::vector<LeaseInfo>> after = ListAll(repo, nullptr);
+  if (!after.ok() || conflicts(*after, lease->info_.name, &who)) {
+    Status st = after.ok() ? FailedPrecondition("repository " + repo->backend()->Describe() +
+                                                " is locked: " + who)
+                           : after.status();
+    lease->Release().IgnoreError();
+    return st;
+  }
+  lease->refresher_ = std::thread([l = lease.get()] { l->RefreshLoop(); });
+  return lease;
+}
+
+void Lease::RefreshLoop() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, options_.refresh, [this] { return stop_; });
+    if (stop_) break;
+    lock.unlock();
+    Status st = Write();
+    if (!st.ok()) {
+      spdlog::warn("could not refresh {}: {}", info_.name, st.ToString());
+    }
+    lock.lock();
+  }
+}
+
+Status Lease::CheckValid() const {
+  if (released_) return Aborted("lease " + info_.name + " was released");
+  if (SteadyMs() >= valid_until_ms_.load()) {
+    return Aborted("lease " + info_.name +
+                   " expired before it could be refreshed; stopping before the commit point");
+  }
+  return Status::Ok();
+}
+
+Status Lease::Release() {
+  {
+    std::lock_guard lock(mu_);
+    if (released_) return Status::Ok();
+    released_ = true;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+  return repo_->backend()->Delete(info_.name);
+}
+
+}  // namespace bunker::repo

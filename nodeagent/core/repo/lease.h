@@ -1,0 +1,88 @@
+#pragma once
+
+// Leases: locks stored in the repository itself (FORMAT.md, "Leases"), so
+// they hold across hosts. Backups take shared leases; forget and prune take an
+// exclusive one.
+//
+// A Lease refreshes itself on a background thread. Before its commit point
+// (index and snapshot writes) an operation calls CheckValid(): if the lease
+// could not be refreshed and its expiry has passed, the operation must abort.
+// Destroying a Lease stops the refresher and deletes the lease object.
+//
+// Thread-safety: CheckValid may be called from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nodeagent/core/repo/repository.h"
+
+namespace bunker::repo {
+
+struct LeaseOptions {
+  std::chrono::seconds ttl{300};          // expiry written in the lease
+  std::chrono::seconds refresh{60};       // how often it is renewed
+  std::chrono::seconds skew{60};          // clock-skew allowance for others' leases
+  std::chrono::milliseconds settle{200};  // wait between write and re-list
+};
+
+struct LeaseInfo {
+  std::string name;  // locks/<id>
+  std::string holder;
+  std::string host;
+  int64_t pid = 0;
+  std::string operation;
+  bool exclusive = false;
+  int64_t created = 0;  // unix seconds
+  int64_t expires = 0;
+};
+
+class Lease {
+ public:
+  ~Lease();
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+
+  // Takes a lease: list, write ours, settle, list again. FailedPrecondition
+  // naming the holder when a conflicting live lease exists.
+  static Result<std::unique_ptr<Lease>> Acquire(Repository* repo, bool exclusive,
+                                                std::string operation,
+                                                const LeaseOptions& options = {});
+
+  // OK while the lease is known to be held: last successful write + ttl is
+  // still ahead (minus a margin). Aborted otherwise.
+  Status CheckValid() const;
+
+  // Releases now (deletes the object). Idempotent.
+  Status Release();
+
+  // Every lease object in the repository, decoded (unreadable ones skipped
+  // with their name in `unreadable`).
+  static Result<std::vector<LeaseInfo>> ListAll(Repository* repo,
+                                                std::vector<std::string>* unreadable);
+  // True if `l` is past expiry + skew, or names this host and a dead pid.
+  static bool IsStale(const LeaseInfo& l, std::chrono::seconds skew);
+
+ private:
+  Lease(Repository* repo, LeaseInfo info, const LeaseOptions& options);
+  Status Write();
+  void RefreshLoop();
+
+  Repository* repo_;
+  LeaseInfo info_;
+  LeaseOptions options_;
+  std::string nonce_;
+  std::atomic<int64_t> valid_until_ms_{0};  // steady clock ms
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::atomic<bool> released_{false};
+  std::thread refresher_;
+};
+
+}  // namespace bunker::repo

@@ -1,0 +1,101 @@
+#include "nodeagent/core/repo/pack_writer.h"
+
+#include <cstring>
+
+#include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/util/failpoint.h"
+
+namespace bunker::repo {
+
+PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options)
+    : repo_(repo),
+      options_(options),
+      codec_(repo->NewCodec()),
+      queue_(options.max_pending) {
+  current_.reserve(options_.target_size + (1 << 20));
+  for (int i = 0; i < options_.uploaders; ++i) {
+    uploaders_.emplace_back([this] { UploadLoop(); });
+  }
+}
+
+PackWriter::~PackWriter() {
+  queue_.Close();
+  for (auto& t : uploaders_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+Status PackWriter::FirstError() {
+  std::lock_guard lock(done_mu_);
+  return error_;
+}
+
+Status PackWriter::Add(const BlobEntry& entry, ByteSpan stored) {
+  if (failed_) return FirstError();
+  std::unique_lock lock(mu_);
+  BlobEntry e = entry;
+  e.offset = static_cast<uint32_t>(current_.size());
+  e.length = static_cast<uint32_t>(stored.size());
+  current_.insert(current_.end(), stored.begin(), stored.end());
+  current_blobs_.push_back(e);
+  if (current_.size() < options_.target_size) return Status::Ok();
+  return SealCurrentLocked();
+}
+
+Status PackWriter::SealCurrentLocked() {
+  if (current_blobs_.empty()) return Status::Ok();
+  Bytes trailer;
+  RETURN_IF_ERROR(codec_->Seal(kAadTrailer, EncodeTrailer(current_blobs_), &trailer));
+  PutBytes(&current_, trailer);
+  PutU32(&current_, static_cast<uint32_t>(trailer.size()));
+  current_.insert(current_.end(), kPackMagic, kPackMagic + 4);
+  Pending p{std::move(current_), std::move(current_blobs_)};
+  current_ = Bytes();
+  current_.reserve(options_.target_size + (1 << 20));
+  current_blobs_.clear();
+  if (!queue_.Push(std::move(p))) {
+    Status st = FirstError();
+    return st.ok() ? Aborted("pack upload stopped") : st;
+  }
+  return Status::Ok();
+}
+
+void PackWriter::UploadLoop() {
+  while (std::optional<Pending> p = queue_.Pop()) {
+    if (failed_) continue;  // drain without uploading
+    ObjectId id = crypto::Sha256(p->data);
+    Status st = Failpoint("pack.before_put");
+    if (st.ok()) st = repo_->backend()->Put(PackName(id), p->data);
+    if (st.ok()) st = Failpoint("pack.after_put");
+    std::lock_guard lock(done_mu_);
+    if (!st.ok()) {
+      if (error_.ok()) error_ = st.Annotate("upload pack " + ShortHex(id));
+      failed_ = true;
+      continue;
+    }
+    PackEntries entries{id, std::move(p->blobs)};
+    repo_->index().AddPack(entries);
+    bytes_uploaded_ += p->data.size();
+    ++packs_uploaded_;
+    done_.push_back(std::move(entries));
+  }
+}
+
+Result<std::vector<PackEntries>> PackWriter::Finish() {
+  {
+    std::lock_guard lock(mu_);
+    if (!failed_) {
+      Status st = SealCurrentLocked();
+      if (!st.ok()) return st;
+    }
+  }
+  queue_.Close();
+  for (auto& t : uploaders_) t.join();
+  uploaders_.clear();
+  finished_ = true;
+  RETURN_IF_ERROR(FirstError());
+  std::lock_guard lock(done_mu_);
+  return std::move(done_);
+}
+
+}  // namespace bunker::repo

@@ -1,0 +1,71 @@
+#pragma once
+
+// PackWriter collects stored blobs from many worker threads into packs of
+// about `target_size` bytes and uploads finished packs on a few uploader
+// threads (bounded: at most `max_pending` finished packs wait, so memory stays
+// flat). Each uploaded pack is added to the repository Index and remembered
+// for the index file that commits the backup.
+//
+// Thread-safety: Add may be called from many threads. Flush/Finish from one.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "nodeagent/core/repo/codec.h"
+#include "nodeagent/core/repo/repository.h"
+#include "nodeagent/core/util/bounded_queue.h"
+
+namespace bunker::repo {
+
+struct PackWriterOptions {
+  size_t target_size = 16 << 20;
+  int uploaders = 2;
+  size_t max_pending = 2;
+};
+
+class PackWriter {
+ public:
+  PackWriter(Repository* repo, const PackWriterOptions& options);
+  ~PackWriter();  // stops the uploaders (after Finish, or abandoning on error)
+
+  // Appends a stored blob (as made by BlobCodec::Encode). May block while
+  // finished packs wait for upload. Fails once any upload has failed.
+  Status Add(const BlobEntry& entry, ByteSpan stored);
+
+  // Uploads the partial pack and waits for every upload. Returns the packs
+  // uploaded since construction (for the index file), or the first error.
+  Result<std::vector<PackEntries>> Finish();
+
+  uint64_t bytes_uploaded() const { return bytes_uploaded_.load(); }
+  uint64_t packs_uploaded() const { return packs_uploaded_.load(); }
+
+ private:
+  struct Pending {
+    Bytes data;
+    std::vector<BlobEntry> blobs;
+  };
+  Status SealCurrentLocked();  // requires mu_
+  void UploadLoop();
+  Status FirstError();
+
+  Repository* repo_;
+  PackWriterOptions options_;
+  std::unique_ptr<BlobCodec> codec_;  // guarded by mu_ (trailer sealing)
+  std::mutex mu_;
+  Bytes current_;                       // guarded by mu_
+  std::vector<BlobEntry> current_blobs_;  // guarded by mu_
+  BoundedQueue<Pending> queue_;
+  std::vector<std::thread> uploaders_;
+  std::mutex done_mu_;
+  std::vector<PackEntries> done_;  // guarded by done_mu_
+  Status error_;                   // guarded by done_mu_
+  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> bytes_uploaded_{0};
+  std::atomic<uint64_t> packs_uploaded_{0};
+  bool finished_ = false;
+};
+
+}  // namespace bunker::repo

@@ -1,0 +1,121 @@
+#pragma once
+
+// Repository: an opened repository in a backup location — its config, master
+// key, index, snapshots and keys (FORMAT.md). The layer above (mover) builds
+// backups, restores, check and prune on it.
+//
+// Ownership: owns its Backend. Thread-safety: after Open, the const accessors,
+// LoadSnapshot, ReadBlob and the Index are safe from many threads; key and
+// snapshot writes are safe too (each is one object Put).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "nodeagent/core/backend/backend.h"
+#include "nodeagent/core/chunk/chunker.h"
+#include "nodeagent/core/repo/codec.h"
+#include "nodeagent/core/repo/index.h"
+#include "nodeagent/core/repo/snapshot.h"
+
+namespace bunker::repo {
+
+struct RepoConfig {
+  uint32_t version = kFormatVersion;
+  Id id{};
+  std::string created;
+  uint32_t block_size = 1 << 20;
+  chunk::CdcParams cdc;
+};
+
+struct KeyInfo {
+  ObjectId id{};
+  std::string created;
+  std::string host;
+  std::string user;
+  std::string label;
+  bool current = false;  // the key this process opened the repository with
+};
+
+struct KdfParams {
+  uint64_t n = 32768;
+  uint32_t r = 8;
+  uint32_t p = 1;
+};
+
+struct InitOptions {
+  uint32_t block_size = 1 << 20;
+  std::string label = "initial key";
+  KdfParams kdf;
+};
+
+struct SnapshotRef {
+  ObjectId id{};
+  Snapshot snapshot;
+};
+
+class Repository {
+ public:
+  // Creates config and the first key. AlreadyExists if `config` exists.
+  static Status Init(backend::Backend* backend, std::string_view password,
+                     const InitOptions& options);
+
+  // Reads config (checking the format version) and opens the master key with
+  // `password`. PermissionDenied "wrong password" if no key file opens.
+  static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<backend::Backend> backend,
+                                                  std::string_view password);
+
+  backend::Backend* backend() const { return backend_.get(); }
+  const RepoConfig& config() const { return config_; }
+  const MasterKey& key() const { return key_; }
+  std::unique_ptr<BlobCodec> NewCodec() const { return std::make_unique<BlobCodec>(key_); }
+  chunk::GearTable Gear() const;
+
+  // Index: reads every index file (in parallel). The names read are kept for
+  // prune (index_files()).
+  Status LoadIndex();
+  Index& index() { return index_; }
+  const std::vector<ObjectId>& index_files() const { return index_files_; }
+  Result<std::vector<PackEntries>> ReadIndexFile(const ObjectId& id, BlobCodec* codec);
+  Result<ObjectId> SaveIndex(const std::vector<PackEntries>& packs, BlobCodec* codec);
+
+  // Snapshots, oldest first.
+  Result<std::vector<SnapshotRef>> ListSnapshots();
+  Result<Snapshot> LoadSnapshot(const ObjectId& id, BlobCodec* codec);
+  Result<ObjectId> SaveSnapshot(const Snapshot& s, BlobCodec* codec);
+  // "latest" (of `volume_id` if given), a full id, or a unique hex prefix (≥ 6).
+  Result<SnapshotRef> FindSnapshot(std::string_view what, std::string_view volume_id);
+
+  // A blob's plaintext, verified (MAC, length, id). Uses the index.
+  Result<Bytes> ReadBlob(const BlobId& id, BlobCodec* codec);
+
+  // Keys.
+  Result<std::vector<KeyInfo>> ListKeys();
+  Result<ObjectId> AddKey(std::string_view password, std::string_view label,
+                          const KdfParams& kdf = {});
+  // Refuses to remove the last key and the key in use.
+  Status RemoveKey(std::string_view id_or_prefix);
+
+ private:
+  Repository(std::unique_ptr<backend::Backend> backend, RepoConfig config, MasterKey key,
+             ObjectId key_id)
+      : backend_(std::move(backend)),
+        config_(std::move(config)),
+        key_(key),
+        key_id_(key_id) {}
+
+  std::unique_ptr<backend::Backend> backend_;
+  RepoConfig config_;
+  MasterKey key_;
+  ObjectId key_id_;
+  Index index_;
+  std::vector<ObjectId> index_files_;
+};
+
+// Host name of this machine (for snapshots, keys, leases).
+std::string HostName();
+
+}  // namespace bunker::repo
