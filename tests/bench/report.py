@@ -38,6 +38,19 @@ def read_runs(path, size):
                 if len(p) > 11 and p[11] not in ("", "-"):
                     # CPU seconds other processes used during this run.
                     r["other_cpu_s"] = float(p[11])
+                if len(p) > 14 and p[14] not in ("", "-"):
+                    r["flush_s"] = float(p[14])  # `sync` right after the run
+                if len(p) > 13 and p[13] not in ("", "-"):
+                    r["repo_bytes_after"] = int(p[13])
+                if r["tool"] == "bunker" and len(p) > 12 and os.path.exists(p[12]):
+                    # bunker-agent --json: keep what it says about the run.
+                    with open(p[12], errors="replace") as o:
+                        text = o.read()
+                    try:
+                        r["tool_output"] = json.loads(text)
+                    except ValueError:
+                        if text.strip():
+                            r["tool_output"] = text[-4000:]
             if p[9] != "-" and os.path.exists(p[9]):
                 with open(p[9], errors="replace") as e:
                     r["stderr_tail"] = e.read().splitlines()[-20:]
@@ -68,6 +81,12 @@ def summarize(runs, tools, nbytes, nproc):
                 row["mb_per_s"] = nbytes / 1e6 / el if el > 0 else None
                 row["cpu_s"] = statistics.median(r["user_s"] + r["sys_s"] for r in measured)
                 row["peak_rss_mib"] = max(r["max_rss_kib"] for r in measured) / 1024.0
+                fl = [r["elapsed_s"] + r["flush_s"] for r in measured if "flush_s" in r]
+                if len(fl) == len(measured):
+                    row["mb_per_s_incl_flush"] = nbytes / 1e6 / statistics.median(fl)
+                sizes = [r["repo_bytes_after"] for r in measured if "repo_bytes_after" in r]
+                if sizes:
+                    row["repo_bytes_after"] = sizes[-1]
                 busy = [b for b in (busy_fraction(r, nproc) for r in measured) if b is not None]
                 if busy:
                     row["max_other_cpu_fraction"] = max(busy)
@@ -189,6 +208,17 @@ def cmd_table(a):
     print("settings: " + " | ".join("%s: %s" % (TOOL_NAMES[t], " ".join(st[t].split()))
                                     for t in tools if t in st)
           + (" (restic repository v%s)" % meta["restic_repo_version"] if "restic_repo_version" in meta else ""))
+    repo = ["%s %s" % (TOOL_NAMES[r["tool"]], " -> ".join(
+                "%.0f MiB" % (x["repo_bytes_after"] / 2**20) for x in rows
+                if x["tool"] == r["tool"] and "repo_bytes_after" in x))
+            for r in rows if r["phase"] == "full" and "repo_bytes_after" in r]
+    if repo:
+        print("repository size after full -> incremental: " + "; ".join(repo))
+    dur = ["%s %.0f MB/s" % (TOOL_NAMES[r["tool"]], r["mb_per_s_incl_flush"]) for r in rows
+           if r["phase"] == "restore" and r["status"] == "ok" and "mb_per_s_incl_flush" in r]
+    if dur:
+        print("restore incl. flush to disk (a `sync` after it; bunker-agent fdatasyncs its target, "
+              "restic and borg do not): " + "; ".join(dur))
     busy = [r for r in rows if r.get("max_other_cpu_fraction", 0) > BUSY_WARN]
     if busy:
         print("WARNING: %d of %d rows ran while other processes used > %d%% of the CPU: "

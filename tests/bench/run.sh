@@ -102,7 +102,7 @@ done
 # ---- helpers --------------------------------------------------------------
 oneline() { tr '\t\n' '  ' | cut -c1-300; }
 
-# record SIZE TOOL PHASE REP STATUS ELAPSED USER SYS RSS_KIB ERRFILE REASON [OTHER_CPU_S]
+# record SIZE TOOL PHASE REP STATUS ELAPSED USER SYS RSS_KIB ERRFILE REASON [OTHER_CPU_S OUTFILE REPO_BYTES FLUSH_S]
 record() {
     local IFS=$'\t'
     echo "$*" >>"$RUNS"
@@ -150,6 +150,14 @@ measure() {
     b0=$(busy_ticks)
     /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" >"$LOGS/$tag.out" 2>"$err" || rc=$?
     b1=$(busy_ticks)
+    # Time to make what the run wrote durable (its dirty pages), untimed in
+    # the table: bunker-agent fdatasyncs restored images, restic and borg
+    # do not, so the restore row alone favours them. Reported beside it.
+    local f0 f1 flush
+    f0=$(date +%s.%N)
+    sync
+    f1=$(date +%s.%N)
+    flush=$(awk -v a="$f0" -v b="$f1" 'BEGIN { printf "%.2f", b - a }')
     if ((rc != 0)); then
         show_err "$tool: $phase failed (exit $rc): $*" "$err"
         record "$size" "$tool" "$phase" "$rep" fail - - - - "$err" "exit $rc: $(tail -n 3 "$err" | oneline)"
@@ -160,7 +168,7 @@ measure() {
     local other
     other=$(awk -v b="$((b1 - b0))" -v t="$TICK" -v u="$u" -v s="$s" \
         'BEGIN { o = b / t - u - s; if (o < 0) o = 0; printf "%.2f", o }')
-    LAST_TIME="$e $u $s $m $other"
+    LAST_TIME="$e $u $s $m $other $LOGS/$tag.out $flush"
     printf '    %-7s %-11s run %d: %7.2f s elapsed, %7.2f s CPU, %6.0f MiB peak RSS%s\n' \
         "$tool" "$phase" "$rep" "$e" "$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')" \
         "$(awk -v m="$m" 'BEGIN { print m / 1024 }')" \
@@ -170,9 +178,12 @@ measure() {
 }
 
 record_ok() { # SIZE TOOL PHASE REP STATUS [REASON]
-    local e u s m o
-    read -r e u s m o <<<"$LAST_TIME"
-    record "$1" "$2" "$3" "$4" "$5" "$e" "$u" "$s" "$m" - "${6:--}" "$o"
+    local e u s m o out flush repo_bytes=-
+    read -r e u s m o out flush <<<"$LAST_TIME"
+    if [[ $3 != restore && -d $WORK/repo-$2 ]]; then
+        repo_bytes=$(du -sb "$WORK/repo-$2" | cut -f1)
+    fi
+    record "$1" "$2" "$3" "$4" "$5" "$e" "$u" "$s" "$m" - "${6:--}" "$o" "$out" "$repo_bytes" "$flush"
 }
 
 # ---- tool adapters (repo dir, image, output dir are absolute) -------------
@@ -337,6 +348,8 @@ info = {
     "incremental_change": "1% of 1 MiB blocks get a 64 KiB write of new random bytes",
     "nproc": os.cpu_count(),
     "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
+    "git_commit": subprocess.run(["git", "-C", os.path.dirname(agent) or ".", "describe", "--always", "--dirty"],
+                                 capture_output=True, text=True).stdout.strip() or None,
     "versions": {"restic": ver(["restic", "version"]), "borg": ver(["borg", "--version"])},
     "settings": {
         "bunker": "repo init; backup --mode block --volume-id bench --json; restore --snapshot latest",
