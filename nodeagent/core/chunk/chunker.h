@@ -27,11 +27,26 @@ struct CdcParams {
 
 using GearTable = std::array<uint64_t, 256>;
 
-// Expands a 32-byte seed into a gear table deterministically.
+// Expands a 32-byte seed into a gear table deterministically: the 2048 bytes
+// HMAC-SHA256(seed, "bunker/fastcdc-gear/v1" || u8(i)) for i = 0..63,
+// concatenated, read as 256 little-endian uint64 values. This derivation is
+// part of the repository format: changing it moves every boundary, so new
+// backups would no longer deduplicate against old ones. Aborts unless the
+// seed is 32 bytes.
 GearTable MakeGearTable(ByteSpan seed32);
 
+// Cut rule (FastCDC with normalized chunking level 2, as fastcdc-rs "v2020"):
+// nothing is hashed in the first min_size bytes; from there the gear hash
+// h = (h << 1) + gear[byte] runs, and a chunk ends after the byte at which
+// (h & mask) == 0, with a mask of log2(avg_size) + 2 bits before avg_size and
+// log2(avg_size) - 2 bits after it (the FastCDC paper's spread-out masks); a
+// chunk with no such byte ends at max_size. So every chunk but the last is in
+// (min_size, max_size], and a cut depends only on the chunk's own bytes.
 class FastCdc {
  public:
+  // Requires 64 <= min_size <= avg_size <= max_size, min_size < max_size, and
+  // avg_size a power of two from 128 bytes to 8 MiB; aborts otherwise (callers
+  // validate user-supplied sizes first).
   FastCdc(const CdcParams& params, const GearTable& gear);
 
   // Returns the length of the next chunk at the start of `data`. If `eof` is
@@ -49,7 +64,8 @@ class FastCdc {
   uint64_t mask_large_;  // easier mask after avg_size
 };
 
-// True when every byte of `data` is zero (vectorised scan).
+// True when every byte of `data` is zero (true for empty data). Runs at
+// memory speed (tens of GB/s) and stops soon after the first nonzero byte.
 bool IsAllZero(ByteSpan data);
 
 }  // namespace bunker::chunk

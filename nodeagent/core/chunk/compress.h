@@ -12,12 +12,17 @@ namespace bunker::chunk {
 // Compresses `src` into *dst (resized to the compressed length). Returns true
 // only when the result is smaller than `src`; otherwise *dst is unspecified and
 // the chunk should be stored raw. Cheap on incompressible input: it samples
-// first and gives up early when the sample does not shrink.
+// first and gives up early when the sample does not shrink (inputs of 256 KiB
+// or more: a 64 KiB sample from the middle must compress below 97%).
+// `src` must not point into *dst.
 bool Lz4Compress(ByteSpan src, Bytes* dst);
 
 // Decompresses an LZ4 block that must expand to exactly `raw_size` bytes into
-// *dst (resized). Corruption on malformed input or a size mismatch. `raw_size`
-// is bounded by the caller before allocation.
+// *dst (resized). Corruption on malformed input or a size mismatch, and before
+// allocating anything when `raw_size` is more than LZ4 can expand `src` to
+// (255 bytes per input byte) or beyond the LZ4 block limit; *dst is then
+// empty. `raw_size` is bounded by the caller before allocation; *dst never
+// grows beyond it. `src` must not point into *dst.
 Status Lz4Decompress(ByteSpan src, size_t raw_size, Bytes* dst);
 
 }  // namespace bunker::chunk

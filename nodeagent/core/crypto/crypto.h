@@ -3,6 +3,11 @@
 // Cryptographic primitives used by the repository, all through OpenSSL 3 EVP
 // (which picks SHA-NI / AES-NI / AVX at run time).
 //
+// Errors: OpenSSL failures become Status values (Corruption for a tag that does
+// not verify, Internal for OpenSSL itself failing). Functions that return a
+// plain value (Sha256, Hmac::Compute, HkdfSha256, ...) cannot fail with valid
+// input short of memory exhaustion; if OpenSSL fails there, they abort.
+//
 // Thread-safety: free functions are thread-safe. Hmac and Aead objects hold a
 // reusable OpenSSL context: one object per thread (they are cheap to make from
 // a Key); their methods are not safe to call concurrently on one object.
@@ -73,14 +78,19 @@ class Aead {
   Aead(const Aead&) = delete;
   Aead& operator=(const Aead&) = delete;
 
-  // Appends the sealed message to *out (does not clear it).
+  // Appends the sealed message to *out (does not clear it); on failure *out
+  // keeps its old size. `plaintext` and `aad` must not point into *out (it may
+  // reallocate).
   Status Seal(ByteSpan plaintext, ByteSpan aad, Bytes* out);
   // Same, with a caller-chosen nonce (known-answer tests only).
   Status SealWithNonce(ByteSpan plaintext, ByteSpan aad, ByteSpan nonce, Bytes* out);
   // Replaces *out with the plaintext. Corruption if the message is shorter than
-  // the overhead or the tag does not verify (wrong key, tampered data or aad).
+  // the overhead or the tag does not verify (wrong key, tampered data or aad);
+  // *out is then empty (unauthenticated plaintext is never handed out).
+  // `sealed` and `aad` must not point into *out.
   Status Open(ByteSpan sealed, ByteSpan aad, Bytes* out);
   // Raw GCM with an explicit nonce and separate tag (for NIST vectors).
+  // InvalidArgument unless the nonce is 12 bytes and the tag 16 bytes.
   Status OpenDetached(ByteSpan nonce, ByteSpan ciphertext, ByteSpan tag, ByteSpan aad, Bytes* out);
 
  private:
@@ -88,14 +98,24 @@ class Aead {
   std::unique_ptr<Impl> impl_;
 };
 
-// scrypt (RFC 7914) via EVP_KDF. N must be a power of two > 1.
+// Most memory scrypt may use (OpenSSL's "maxmem_bytes"); parameters that need
+// more (about 128 * r * (N + p) bytes) are refused.
+inline constexpr uint64_t kScryptMaxMemory = uint64_t{1} << 30;
+
+// scrypt (RFC 7914) via EVP_KDF. N must be a power of two > 1. Parameters come
+// from untrusted key files, so every one is checked first: InvalidArgument for
+// N not a power of two > 1, r or p zero, r * p >= 2^30, N >= 2^(16 r), or more
+// than kScryptMaxMemory needed; Internal if OpenSSL still fails. The key is the
+// first 32 bytes of the RFC's output (dkLen = 32).
 Result<Key> DeriveKeyScrypt(std::string_view password, ByteSpan salt, uint64_t n, uint32_t r,
                             uint32_t p);
 
-// HKDF-SHA256 (RFC 5869) expanding `ikm` into a 32-byte key for `info`.
+// HKDF-SHA256 (RFC 5869) expanding `ikm` into a 32-byte key for `info` (the
+// first 32 bytes of OKM; an empty salt means HashLen zero bytes, as in the RFC).
 Key HkdfSha256(ByteSpan ikm, ByteSpan salt, std::string_view info);
 
-// Constant-time comparison.
+// Constant-time comparison of the contents (lengths are not secret: different
+// lengths compare unequal at once).
 bool ConstantTimeEqual(ByteSpan a, ByteSpan b);
 
 }  // namespace bunker::crypto
