@@ -99,8 +99,9 @@ class Aead {
 };
 
 // Most memory scrypt may use (OpenSSL's "maxmem_bytes"); parameters that need
-// more (about 128 * r * (N + p) bytes) are refused.
-inline constexpr uint64_t kScryptMaxMemory = uint64_t{1} << 30;
+// more (128 * r * (N + 2 + p) bytes) are refused. 1025 MiB is OpenSSL's own
+// default: it admits N = 2^20 with r = 8 (and p <= 7), no more.
+inline constexpr uint64_t kScryptMaxMemory = uint64_t{1025} << 20;
 
 // scrypt (RFC 7914) via EVP_KDF. N must be a power of two > 1. Parameters come
 // from untrusted key files, so every one is checked first: InvalidArgument for

@@ -388,8 +388,9 @@ TEST(ScryptTest, RefusesBadOrExcessiveParameters) {
   EXPECT_EQ(code(16, 8, 0), Code::kInvalidArgument);
   EXPECT_EQ(code(uint64_t{1} << 16, 1, 1), Code::kInvalidArgument);  // N >= 2^(16 r)
   EXPECT_EQ(code(16, 1 << 15, 1 << 15), Code::kInvalidArgument);     // r p >= 2^30
-  // 128 * 8 * 2^20 = 1 GiB for V alone: over the limit, refused up front.
-  EXPECT_EQ(code(uint64_t{1} << 20, 8, 1), Code::kInvalidArgument);
+  // 128 * 16 * 2^20 = 2 GiB for V alone: over the limit, refused up front.
+  EXPECT_EQ(code(uint64_t{1} << 20, 16, 1), Code::kInvalidArgument);
+  EXPECT_EQ(code(uint64_t{1} << 21, 8, 1), Code::kInvalidArgument);
   EXPECT_EQ(code(uint64_t{1} << 62, 8, 1), Code::kInvalidArgument);
   EXPECT_EQ(code(16, 1, 1 << 29), Code::kInvalidArgument);  // B too large
   EXPECT_EQ(code(16, 1, 1), Code::kOk);
