@@ -257,6 +257,9 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
       o.full = a.full;
       o.parent = parent;
       o.read.engine = *engine;
+      o.direct = a.direct == "on"    ? mover::BlockBackupOptions::Direct::kOn
+                 : a.direct == "off" ? mover::BlockBackupOptions::Direct::kOff
+                                     : mover::BlockBackupOptions::Direct::kAuto;
       o.workers = a.workers;
       o.progress = &progress;
       res = mover::BackupBlockVolume(repo, lease->get(), o);

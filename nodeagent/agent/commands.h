@@ -45,6 +45,7 @@ struct BackupArgs {
   bool full = false;
   std::vector<std::string> tags;  // k=v
   int workers = 0;
+  std::string direct = "auto";  // O_DIRECT: auto, on, off
 };
 struct RestoreArgs {
   std::string snapshot = "latest";

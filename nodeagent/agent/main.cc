@@ -1,6 +1,8 @@
 // bunker-agent: the node agent's data mover on the command line.
 // Wires the command line to the verbs in commands.cc; nothing else.
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -36,6 +38,9 @@ Examples:
 
 int main(int argc, char** argv) {
   using namespace bunker::agent;
+  // Pack buffers (16 MiB) are mmapped and given back when freed, instead of
+  // lingering in malloc arenas: keeps peak memory flat and predictable.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   CLI::App app{
       "bunker-agent: back up and restore volumes into an encrypted, deduplicated repository.\n"
       "Block volumes (devices, images) are read with io_uring in fixed chunks; directories\n"
@@ -99,6 +104,10 @@ int main(int argc, char** argv) {
                        "Full backup: no parent, every stored chunk's pack checked to exist");
   backup_cmd->add_option("--tag", backup.tags, "key=value label, repeatable");
   backup_cmd->add_option("--workers", backup.workers, "Worker threads (default: one per core)");
+  backup_cmd
+      ->add_option("--direct", backup.direct,
+                   "O_DIRECT reads: auto (block devices yes, image files no), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
 
   RestoreArgs restore;
   CLI::App* restore_cmd = app.add_subcommand("restore", "Restore a snapshot");

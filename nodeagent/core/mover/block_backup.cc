@@ -1,5 +1,7 @@
 #include "nodeagent/core/mover/block_backup.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -123,7 +125,13 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
 
   io::ReadOptions read = options.read;
   read.chunk_size = chunk_size;
-  const size_t queue_cap = static_cast<size_t>(workers) * 2;
+  if (options.direct == BlockBackupOptions::Direct::kAuto) {
+    struct stat st;
+    read.direct = ::stat(options.volume_path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+  } else {
+    read.direct = options.direct == BlockBackupOptions::Direct::kOn;
+  }
+  const size_t queue_cap = static_cast<size_t>(workers);
   BufferPool pool(chunk_size, read.queue_depth + queue_cap + workers + 2);
   Result<std::unique_ptr<io::BlockReader>> opened =
       io::BlockReader::Open(options.volume_path, read, &pool);

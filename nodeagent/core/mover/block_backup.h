@@ -24,6 +24,9 @@ struct BlockBackupOptions {
   bool full = false;                      // ignore the parent; check stored packs exist
   std::optional<repo::ObjectId> parent;   // explicit parent (else latest of volume_id)
   io::ReadOptions read;                   // chunk_size is taken from the repository
+  // O_DIRECT: kAuto uses it for block devices (no page-cache pollution on the
+  // node) and not for image files (whose pages are often cached already).
+  enum class Direct { kAuto, kOn, kOff } direct = Direct::kAuto;
   int workers = 0;                        // 0: one per core
   bool verify_before_upload = true;       // decode every blob again before upload
   Progress* progress = nullptr;

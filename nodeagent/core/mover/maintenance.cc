@@ -177,8 +177,20 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
           ++report.packs_read;
           report.bytes_read += data->size();
         }
-        if (crypto::Sha256(*data) != pack) {
-          damaged("content does not match its name (SHA-256)", &index_packs[pack]);
+        Result<uint32_t> trailer_len =
+            data->size() < repo::kPackFooterSize
+                ? Result<uint32_t>(Corruption(name + ": too short to be a pack"))
+                : repo::DecodePackFooter(
+                      ByteSpan(data->data() + data->size() - repo::kPackFooterSize,
+                               repo::kPackFooterSize),
+                      data->size(), name);
+        if (!trailer_len.ok()) {
+          damaged(trailer_len.status().message(), &index_packs[pack]);
+          continue;
+        }
+        size_t tail = *trailer_len + repo::kPackFooterSize;
+        if (crypto::Sha256(ByteSpan(data->data() + data->size() - tail, tail)) != pack) {
+          damaged("trailer does not match the pack's name (SHA-256)", &index_packs[pack]);
           continue;
         }
         Result<std::vector<BlobEntry>> trailer = repo::ReadPackTrailer(c.get(), *data, name);

@@ -46,10 +46,12 @@ Status PackWriter::SealCurrentLocked() {
   if (current_blobs_.empty()) return Status::Ok();
   Bytes trailer;
   RETURN_IF_ERROR(codec_->Seal(kAadTrailer, EncodeTrailer(current_blobs_), &trailer));
+  PutU32(&trailer, static_cast<uint32_t>(trailer.size()));
+  trailer.insert(trailer.end(), kPackMagic, kPackMagic + 4);
   PutBytes(&current_, trailer);
-  PutU32(&current_, static_cast<uint32_t>(trailer.size()));
-  current_.insert(current_.end(), kPackMagic, kPackMagic + 4);
-  Pending p{std::move(current_), std::move(current_blobs_)};
+  // The name hashes the sealed trailer and footer (unique: the trailer's nonce
+  // is random); the blobs are protected by their own tags and ids.
+  Pending p{crypto::Sha256(trailer), std::move(current_), std::move(current_blobs_)};
   current_ = Bytes();
   current_.reserve(options_.target_size + (1 << 20));
   current_blobs_.clear();
@@ -63,7 +65,7 @@ Status PackWriter::SealCurrentLocked() {
 void PackWriter::UploadLoop() {
   while (std::optional<Pending> p = queue_.Pop()) {
     if (failed_) continue;  // drain without uploading
-    ObjectId id = crypto::Sha256(p->data);
+    const ObjectId& id = p->id;
     Status st = Failpoint("pack.before_put");
     if (st.ok()) st = repo_->backend()->Put(PackName(id), p->data);
     if (st.ok()) st = Failpoint("pack.after_put");

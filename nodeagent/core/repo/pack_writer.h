@@ -23,7 +23,7 @@ namespace bunker::repo {
 struct PackWriterOptions {
   size_t target_size = 16 << 20;
   int uploaders = 2;
-  size_t max_pending = 2;
+  size_t max_pending = 1;
 };
 
 class PackWriter {
@@ -44,6 +44,7 @@ class PackWriter {
 
  private:
   struct Pending {
+    ObjectId id;
     Bytes data;
     std::vector<BlobEntry> blobs;
   };
