@@ -23,23 +23,29 @@ bool Lz4Compress(ByteSpan src, Bytes* dst) {
     return false;  // nothing to gain, or more than one LZ4 block can hold
   }
   const char* in = reinterpret_cast<const char*>(src.data());
-  // Only output smaller than the input is any use, so the output capacity is
-  // n - 1: LZ4 gives up (returns 0) as soon as it would exceed it.
-  dst->resize(n - 1);
-  char* out = reinterpret_cast<char*>(dst->data());
 
   if (n >= kSampleFrom) {
     // Random or already compressed data: a sample from the middle that does
     // not fit in 97% of its size costs 1/16 of a full attempt on a 1 MiB chunk.
-    constexpr int kSampleCapacity = static_cast<int>(kSampleSize * kSampleMaxPercent / 100);
+    // *dst only grows to the sample's capacity here, so a rejected chunk does
+    // not pay for zero-filling a full-size buffer either.
+    constexpr size_t kSampleCapacity = kSampleSize * kSampleMaxPercent / 100;
+    if (dst->size() < kSampleCapacity) {
+      dst->resize(kSampleCapacity);
+    }
     const size_t offset = (n - kSampleSize) / 2;
-    if (LZ4_compress_default(in + offset, out, static_cast<int>(kSampleSize), kSampleCapacity) <=
-        0) {
+    if (LZ4_compress_default(in + offset, reinterpret_cast<char*>(dst->data()),
+                             static_cast<int>(kSampleSize),
+                             static_cast<int>(kSampleCapacity)) <= 0) {
       return false;
     }
   }
 
-  const int written = LZ4_compress_default(in, out, static_cast<int>(n), static_cast<int>(n - 1));
+  // Only output smaller than the input is any use, so the output capacity is
+  // n - 1: LZ4 gives up (returns 0) as soon as it would exceed it.
+  dst->resize(n - 1);
+  const int written = LZ4_compress_default(in, reinterpret_cast<char*>(dst->data()),
+                                           static_cast<int>(n), static_cast<int>(n - 1));
   if (written <= 0) {
     return false;
   }
