@@ -7,9 +7,18 @@
 // O_DIRECT where the file system allows it. Where io_uring is refused (the
 // default seccomp profiles of container runtimes, kernels with
 // io_uring_disabled) the engine falls back to a pool of threads doing pread /
-// pwrite, and logs that once. The engine in use is reported by engine().
+// pwrite, and logs that once per process (one warning for reading, one for
+// writing). The engine in use is reported by engine().
 //
-// Thread-safety: a reader or writer is used by one thread at a time.
+// Environment (read at every Open):
+//   BUNKER_IO_ENGINE=auto|io_uring|pread   overrides the options' engine; an
+//       unknown value makes Open fail with InvalidArgument. An explicit
+//       io_uring that cannot be set up is an error, not a fallback.
+//   BUNKER_IO_URING_SIMULATE_EPERM=1       io_uring setup fails with EPERM, as
+//       under a container's default seccomp profile (to test the fallback).
+//
+// Thread-safety: a reader or writer is used by one thread at a time. Blocks
+// and their buffers may be handed to and released on other threads.
 
 #include <cstdint>
 #include <memory>
@@ -30,7 +39,8 @@ std::string_view EngineName(Engine e);
 
 struct ReadOptions {
   uint32_t chunk_size = 1 << 20;  // bytes per Block; multiple of 4096
-  uint32_t queue_depth = 16;      // reads in flight
+  // Reads in flight, 1..4096; the pread pool uses min(queue_depth, 4) threads.
+  uint32_t queue_depth = 16;
   bool direct = true;             // try O_DIRECT, fall back to buffered if refused
   Engine engine = Engine::kAuto;  // kAuto: io_uring, else pread pool
 };
@@ -49,19 +59,30 @@ class BlockReader {
   // holds at most queue_depth buffers at once; the caller releases a Block's
   // buffer when done with it, which lets the reader issue the next read.
   // NotFound for a missing path, PermissionDenied for an unreadable one,
-  // InvalidArgument for something that is neither a file nor a block device.
+  // InvalidArgument for something that is neither a file nor a block device
+  // (directories, FIFOs and character devices are never opened) and for bad
+  // options (chunk size, queue depth, pool buffers smaller than a chunk).
+  // Next() waits for a free pool buffer only when no read is outstanding, so
+  // a caller that holds every buffer of the pool itself deadlocks; holding
+  // fewer than the pool's count (e.g. one block at a time) never does.
   static Result<std::unique_ptr<BlockReader>> Open(const std::string& path,
                                                    const ReadOptions& options, BufferPool* pool);
 
   // The next block in offset order, or nullopt at the end of the volume.
+  // Every block is chunk_size bytes except possibly the last. A read error is
+  // IOError naming the path and offset; it is returned after the blocks
+  // before it, and by every later call.
   virtual Result<std::optional<Block>> Next() = 0;
 
   virtual uint64_t size() const = 0;
   virtual Engine engine() const = 0;
-  virtual bool direct() const = 0;  // O_DIRECT in use
+  // O_DIRECT in use: false when not asked for, or when the file system
+  // refused it at open or at the first read (then reads are buffered).
+  virtual bool direct() const = 0;
 };
 
 struct WriteOptions {
+  // Writes in flight, 1..4096; the pwrite pool uses min(queue_depth, 4) threads.
   uint32_t queue_depth = 16;
   Engine engine = Engine::kAuto;
 };
@@ -73,18 +94,29 @@ class BlockWriter {
   // Opens `path` for restore of a volume of `size` bytes. A regular file is
   // created (or truncated, when `overwrite`) and sized with ftruncate, so
   // ranges never written stay holes. A block device must be at least `size`
-  // bytes. AlreadyExists if a regular file exists and !overwrite.
+  // bytes (InvalidArgument otherwise). AlreadyExists if a regular file exists
+  // and !overwrite. A new file gets mode 0600. A block device is opened with
+  // O_EXCL: FailedPrecondition while it is mounted or held exclusively.
+  // Anything else (directory, FIFO, character device) is InvalidArgument.
+  // If Open created the file and then fails, the file is removed.
   static Result<std::unique_ptr<BlockWriter>> Open(const std::string& path, uint64_t size,
                                                    bool overwrite, const WriteOptions& options);
 
   // Queues a write of data at offset; takes ownership of the buffer until the
-  // write completes. Errors of earlier writes surface here or in Finish.
+  // write completes. Blocks while queue_depth writes are in flight. Errors of
+  // earlier writes surface here or in Finish. Ranges passed to WriteAt and
+  // Zero must not overlap (a restore writes each byte at most once), and
+  // must lie within the volume (InvalidArgument otherwise).
   virtual Status WriteAt(uint64_t offset, Bytes data) = 0;
-  // Makes [offset, offset+length) read as zeros: nothing for a fresh regular
-  // file (already a hole), hole punching for an overwritten file, BLKZEROOUT
-  // (or written zeros) for a block device.
+  // Makes [offset, offset+length) read as zeros: nothing for a regular file
+  // (created, or truncated when overwriting, it is all holes since Open);
+  // BLKZEROOUT for a block device, or written zeros where the device or the
+  // alignment (512 bytes) does not allow it.
   virtual Status Zero(uint64_t offset, uint64_t length) = 0;
-  // Waits for every queued write, fsyncs, closes. Must be called for success.
+  // Waits for every queued write, fdatasyncs, closes; returns the first error
+  // of the writer's life. Must be called for success; a second call is
+  // FailedPrecondition. Destroying an unfinished writer waits for the writes
+  // in flight, syncs nothing and leaves the target as it is.
   virtual Status Finish() = 0;
 
   virtual Engine engine() const = 0;

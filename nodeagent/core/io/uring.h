@@ -1,0 +1,62 @@
+#pragma once
+
+// A small RAII owner of a `struct io_uring` (internal to nodeagent/core/io).
+//
+// Thread-safety: none; a ring is driven by one thread at a time.
+
+#include <liburing.h>
+
+#include <memory>
+
+#include "nodeagent/core/util/status.h"
+
+namespace bunker::io::internal {
+
+class Uring {
+ public:
+  // Sets up a ring with `entries` submission entries (completion queue twice
+  // that). Env BUNKER_IO_URING_SIMULATE_EPERM=1 makes this fail with EPERM, as
+  // a container's default seccomp profile would, so the fallback can be
+  // tested; it is read on every call.
+  static Result<std::unique_ptr<Uring>> Create(unsigned entries);
+
+  ~Uring();
+  Uring(const Uring&) = delete;
+  Uring& operator=(const Uring&) = delete;
+
+  // A free submission entry. The caller keeps the number of prepared plus
+  // in-flight operations at most `entries`, which guarantees one is free.
+  io_uring_sqe* GetSqe();
+
+  // Submits every prepared entry and, if `wait_for` > 0, waits until at least
+  // that many completions are ready. Retries EINTR/EAGAIN/EBUSY.
+  Status SubmitAndWait(unsigned wait_for);
+
+  // Calls fn(const io_uring_cqe&) for every ready completion and consumes
+  // them. fn may prepare new entries (submitted by the next SubmitAndWait).
+  template <typename Fn>
+  unsigned ForEachCompletion(Fn&& fn) {
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      fn(*cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    return seen;
+  }
+
+  // Entries prepared and not yet submitted.
+  unsigned pending() const { return io_uring_sq_ready(&ring_); }
+
+  unsigned entries() const { return entries_; }
+
+ private:
+  explicit Uring(unsigned entries) : entries_(entries) {}
+
+  io_uring ring_{};
+  unsigned entries_;
+};
+
+}  // namespace bunker::io::internal
