@@ -28,12 +28,18 @@ namespace {
 
 int ExitCodeFor(const Status& st) {
   switch (st.code()) {
-    case Code::kOk: return kExitOk;
-    case Code::kInvalidArgument: return kExitUsage;
-    case Code::kPermissionDenied: return kExitAuth;
-    case Code::kNotFound: return kExitNotFound;
-    case Code::kCorruption: return kExitDamaged;
-    default: return kExitFailure;
+    case Code::kOk:
+      return kExitOk;
+    case Code::kInvalidArgument:
+      return kExitUsage;
+    case Code::kPermissionDenied:
+      return kExitAuth;
+    case Code::kNotFound:
+      return kExitNotFound;
+    case Code::kCorruption:
+      return kExitDamaged;
+    default:
+      return kExitFailure;
   }
 }
 
@@ -90,12 +96,11 @@ json SnapshotJson(const repo::ObjectId& id, const repo::Snapshot& s) {
             {"parent", s.parent ? json(repo::ToHex(*s.parent)) : json(nullptr)},
             {"size", s.mode == "block" ? s.size : s.stats.bytes_read}};
   const repo::SnapshotStats& st = s.stats;
-  j["stats"] = {{"bytes_read", st.bytes_read},     {"bytes_new", st.bytes_new},
-                {"bytes_reused", st.bytes_reused}, {"bytes_hole", st.bytes_hole},
-                {"bytes_stored", st.bytes_stored}, {"blobs_new", st.blobs_new},
-                {"blobs_reused", st.blobs_reused}, {"files_new", st.files_new},
-                {"files_unchanged", st.files_unchanged},
-                {"duration_seconds", st.duration_seconds}};
+  j["stats"] = {{"bytes_read", st.bytes_read},           {"bytes_new", st.bytes_new},
+                {"bytes_reused", st.bytes_reused},       {"bytes_hole", st.bytes_hole},
+                {"bytes_stored", st.bytes_stored},       {"blobs_new", st.blobs_new},
+                {"blobs_reused", st.blobs_reused},       {"files_new", st.files_new},
+                {"files_unchanged", st.files_unchanged}, {"duration_seconds", st.duration_seconds}};
   return j;
 }
 
@@ -157,8 +162,9 @@ int CmdKeyAdd(const GlobalOptions& g, const KeyAddArgs& a) {
   } else if (const char* env = std::getenv("BUNKER_NEW_PASSWORD")) {
     pw = env;
   } else {
-    return Fail(g, InvalidArgument(
-                       "no new password: give --new-password-file FILE or set BUNKER_NEW_PASSWORD"));
+    return Fail(g,
+                InvalidArgument(
+                    "no new password: give --new-password-file FILE or set BUNKER_NEW_PASSWORD"));
   }
   Result<repo::ObjectId> id = (*r)->AddKey(pw, a.label);
   if (!id.ok()) return Fail(g, id.status());
@@ -178,8 +184,12 @@ int CmdKeyList(const GlobalOptions& g) {
   if (g.json) {
     json arr = json::array();
     for (const auto& k : *keys) {
-      arr.push_back({{"id", repo::ToHex(k.id)}, {"created", k.created}, {"host", k.host},
-                     {"user", k.user}, {"label", k.label}, {"current", k.current}});
+      arr.push_back({{"id", repo::ToHex(k.id)},
+                     {"created", k.created},
+                     {"host", k.host},
+                     {"user", k.user},
+                     {"label", k.label},
+                     {"current", k.current}});
     }
     PrintJson({{"keys", arr}});
     return kExitOk;
@@ -420,7 +430,9 @@ int CmdCheck(const GlobalOptions& g, const CheckArgs& a) {
   if (g.json) {
     json probs = json::array();
     for (const auto& p : rep->problems) {
-      probs.push_back({{"kind", p.kind}, {"object", p.object}, {"detail", p.detail},
+      probs.push_back({{"kind", p.kind},
+                       {"object", p.object},
+                       {"detail", p.detail},
                        {"snapshots", p.snapshots}});
     }
     PrintJson({{"healthy", rep->healthy()},
@@ -508,16 +520,17 @@ int CmdPrune(const GlobalOptions& g, const PruneArgs& a) {
                {"bytes_after", rep->bytes_after},
                {"index_files_replaced", rep->index_files_replaced}});
   } else {
-    std::printf("%s: %llu of %llu packs deleted, %llu repacked into %llu, %llu unreferenced "
-                "deleted; blobs kept %llu, removed %llu\n",
-                a.dry_run ? "prune (dry run)" : "prune",
-                static_cast<unsigned long long>(rep->packs_deleted),
-                static_cast<unsigned long long>(rep->packs_total),
-                static_cast<unsigned long long>(rep->packs_repacked),
-                static_cast<unsigned long long>(rep->packs_written),
-                static_cast<unsigned long long>(rep->packs_unreferenced_deleted),
-                static_cast<unsigned long long>(rep->blobs_kept),
-                static_cast<unsigned long long>(rep->blobs_removed));
+    std::printf(
+        "%s: %llu of %llu packs deleted, %llu repacked into %llu, %llu unreferenced "
+        "deleted; blobs kept %llu, removed %llu\n",
+        a.dry_run ? "prune (dry run)" : "prune",
+        static_cast<unsigned long long>(rep->packs_deleted),
+        static_cast<unsigned long long>(rep->packs_total),
+        static_cast<unsigned long long>(rep->packs_repacked),
+        static_cast<unsigned long long>(rep->packs_written),
+        static_cast<unsigned long long>(rep->packs_unreferenced_deleted),
+        static_cast<unsigned long long>(rep->blobs_kept),
+        static_cast<unsigned long long>(rep->blobs_removed));
   }
   return kExitOk;
 }

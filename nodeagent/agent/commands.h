@@ -15,12 +15,12 @@ namespace bunker::agent {
 
 // Exit codes (also listed in --help).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;       // the operation failed
-inline constexpr int kExitUsage = 2;         // bad flags or arguments
-inline constexpr int kExitAuth = 3;          // wrong password, permission denied
-inline constexpr int kExitLocked = 4;        // repository locked by another operation
-inline constexpr int kExitDamaged = 5;       // check found damaged or missing data
-inline constexpr int kExitNotFound = 6;      // repository, snapshot or volume not found
+inline constexpr int kExitFailure = 1;   // the operation failed
+inline constexpr int kExitUsage = 2;     // bad flags or arguments
+inline constexpr int kExitAuth = 3;      // wrong password, permission denied
+inline constexpr int kExitLocked = 4;    // repository locked by another operation
+inline constexpr int kExitDamaged = 5;   // check found damaged or missing data
+inline constexpr int kExitNotFound = 6;  // repository, snapshot or volume not found
 
 struct GlobalOptions {
   std::string repo;           // --repo / BUNKER_REPOSITORY

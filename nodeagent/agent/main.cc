@@ -91,8 +91,9 @@ int main(int argc, char** argv) {
 
   BackupArgs backup;
   CLI::App* backup_cmd = app.add_subcommand("backup", "Back up a volume");
-  backup_cmd->add_option("--volume", backup.volume,
-                         "Block device, image file (block mode) or directory (file mode)")
+  backup_cmd
+      ->add_option("--volume", backup.volume,
+                   "Block device, image file (block mode) or directory (file mode)")
       ->required();
   backup_cmd->add_option("--mode", backup.mode, "block or file (default: from the volume)")
       ->check(CLI::IsMember({"block", "file"}));
@@ -114,8 +115,9 @@ int main(int argc, char** argv) {
   restore_cmd->add_option("--snapshot", restore.snapshot,
                           "Snapshot id, unique prefix, or latest (default)");
   restore_cmd->add_option("--volume-id", restore.volume_id, "With latest: of this volume");
-  restore_cmd->add_option("--target", restore.target,
-                          "File or block device (block mode), directory (file mode)")
+  restore_cmd
+      ->add_option("--target", restore.target,
+                   "File or block device (block mode), directory (file mode)")
       ->required();
   restore_cmd->add_flag("--overwrite", restore.overwrite, "Replace an existing target");
   restore_cmd->add_option("--workers", restore.workers, "Worker threads (default: one per core)");
@@ -132,7 +134,8 @@ int main(int argc, char** argv) {
                         "Read only this share of packs, e.g. 10%");
 
   ForgetArgs forget;
-  CLI::App* forget_cmd = app.add_subcommand("forget", "Remove old snapshots (data stays until prune)");
+  CLI::App* forget_cmd =
+      app.add_subcommand("forget", "Remove old snapshots (data stays until prune)");
   forget_cmd->add_option("--keep-last", forget.keep_last, "Keep the N newest snapshots per volume")
       ->required();
   forget_cmd->add_option("--volume-id", forget.volume_id, "Only this volume");

@@ -54,19 +54,22 @@ void ProgressPrinter::Loop() {
 }
 
 void ProgressPrinter::Print(bool final) {
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   uint64_t done = progress_->bytes_done.load();
   uint64_t total = progress_->bytes_total.load();
   double rate = secs > 0 ? done / secs : 0;
   double eta = (rate > 0 && total > done) ? (total - done) / rate : 0;
   if (json_) {
-    nlohmann::json j = {{"type", "progress"},       {"verb", verb_},
-                        {"bytes_done", done},        {"bytes_total", total},
+    nlohmann::json j = {{"type", "progress"},
+                        {"verb", verb_},
+                        {"bytes_done", done},
+                        {"bytes_total", total},
                         {"bytes_new", progress_->bytes_new.load()},
                         {"files_done", progress_->files_done.load()},
-                        {"elapsed_seconds", secs},   {"bytes_per_second", rate},
-                        {"eta_seconds", eta},        {"final", final}};
+                        {"elapsed_seconds", secs},
+                        {"bytes_per_second", rate},
+                        {"eta_seconds", eta},
+                        {"final", final}};
     std::fprintf(stderr, "%s\n", j.dump().c_str());
     return;
   }

@@ -31,8 +31,8 @@
 namespace bunker::backend {
 
 struct ObjectInfo {
-  std::string name;       // full object name, e.g. "data/3f/3f2a…"
-  uint64_t size = 0;      // bytes
+  std::string name;        // full object name, e.g. "data/3f/3f2a…"
+  uint64_t size = 0;       // bytes
   int64_t mtime_unix = 0;  // seconds since the epoch, 0 if unknown
 };
 
@@ -60,8 +60,8 @@ struct LocationUrl {
   std::string scheme;  // "file", "nfs", "s3"
   std::string host;    // nfs server, or s3 bucket
   int port = 0;
-  std::string path;    // file: absolute directory; nfs: export path; s3: key prefix
-  std::string query;   // raw query string, without '?'
+  std::string path;   // file: absolute directory; nfs: export path; s3: key prefix
+  std::string query;  // raw query string, without '?'
   std::string original;
 };
 

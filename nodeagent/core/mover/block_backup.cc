@@ -145,8 +145,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
 
   repo::PackWriter packer(repo, repo::PackWriterOptions{});
   ErrorSlot error;
-  std::atomic<uint64_t> bytes_new{0}, bytes_reused{0}, bytes_hole{0}, blobs_new{0},
-      blobs_reused{0};
+  std::atomic<uint64_t> bytes_new{0}, bytes_reused{0}, bytes_hole{0}, blobs_new{0}, blobs_reused{0};
   BoundedQueue<io::Block> work(queue_cap);
 
   auto worker = [&] {

@@ -21,14 +21,14 @@ struct BlockBackupOptions {
   std::string volume_path;
   std::string volume_id;  // defaults to volume_path
   std::map<std::string, std::string> tags;
-  bool full = false;                      // ignore the parent; check stored packs exist
-  std::optional<repo::ObjectId> parent;   // explicit parent (else latest of volume_id)
-  io::ReadOptions read;                   // chunk_size is taken from the repository
+  bool full = false;                     // ignore the parent; check stored packs exist
+  std::optional<repo::ObjectId> parent;  // explicit parent (else latest of volume_id)
+  io::ReadOptions read;                  // chunk_size is taken from the repository
   // O_DIRECT: kAuto uses it for block devices (no page-cache pollution on the
   // node) and not for image files (whose pages are often cached already).
   enum class Direct { kAuto, kOn, kOff } direct = Direct::kAuto;
-  int workers = 0;                        // 0: one per core
-  bool verify_before_upload = true;       // decode every blob again before upload
+  int workers = 0;                   // 0: one per core
+  bool verify_before_upload = true;  // decode every blob again before upload
   Progress* progress = nullptr;
 };
 

@@ -77,9 +77,8 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
     Task cur;
     for (const Item& it : items) {
       uint64_t end = cur.start + cur.length;
-      if (!cur.items.empty() &&
-          (it.entry.offset < end || it.entry.offset - end > kMaxGap ||
-           it.entry.offset + it.entry.length - cur.start > kMaxRange)) {
+      if (!cur.items.empty() && (it.entry.offset < end || it.entry.offset - end > kMaxGap ||
+                                 it.entry.offset + it.entry.length - cur.start > kMaxRange)) {
         tasks.push_back(std::move(cur));
         cur = Task();
       }
@@ -97,9 +96,9 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   std::sort(tasks.begin(), tasks.end(),
             [](const Task& a, const Task& b) { return a.first_chunk < b.first_chunk; });
 
-  ASSIGN_OR_RETURN(std::unique_ptr<io::BlockWriter> writer,
-                   io::BlockWriter::Open(options.target, snapshot.size, options.overwrite,
-                                         options.write));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<io::BlockWriter> writer,
+      io::BlockWriter::Open(options.target, snapshot.size, options.overwrite, options.write));
   result.io_engine = std::string(io::EngineName(writer->engine()));
   if (options.progress) options.progress->bytes_total = snapshot.size;
 
@@ -137,7 +136,13 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
         const std::vector<uint32_t>& chunks = *it.chunks;
         for (size_t k = 0; k < chunks.size(); ++k) {
           uint64_t off = uint64_t{chunks[k]} * chunk_size;
-          Bytes data = k + 1 == chunks.size() ? std::move(plain) : plain;
+          // The last (usually only) chunk takes the buffer, earlier ones a copy.
+          Bytes data;
+          if (k + 1 == chunks.size()) {
+            data.swap(plain);
+          } else {
+            data = plain;
+          }
           uint64_t n = data.size();
           {
             std::lock_guard lock(writer_mu);

@@ -110,24 +110,28 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
   for (const auto& [pack, blobs] : index_packs) {
     auto it = packs.find(pack);
     if (it == packs.end()) {
-      report.problems.push_back(
-          {"missing", repo::PackName(pack), "the index lists it but the location has no such object", {}});
+      report.problems.push_back({"missing",
+                                 repo::PackName(pack),
+                                 "the index lists it but the location has no such object",
+                                 {}});
       bad_packs.insert(pack);
       continue;
     }
     uint64_t end = 0;
     for (const BlobEntry& e : blobs) end = std::max<uint64_t>(end, uint64_t{e.offset} + e.length);
     if (end + repo::kPackFooterSize > it->second.size) {
-      report.problems.push_back({"damaged", it->second.name,
-                                 "shorter (" + std::to_string(it->second.size) +
-                                     " bytes) than its blobs need",
-                                 {}});
+      report.problems.push_back(
+          {"damaged",
+           it->second.name,
+           "shorter (" + std::to_string(it->second.size) + " bytes) than its blobs need",
+           {}});
       bad_packs.insert(pack);
     }
   }
   for (const auto& [pack, info] : packs) {
     if (!index_packs.contains(pack)) {
-      report.problems.push_back({"unreferenced", info.name,
+      report.problems.push_back({"unreferenced",
+                                 info.name,
                                  "in no index (left by an interrupted backup); prune removes it",
                                  {}});
     }
@@ -206,7 +210,8 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
           if (t == in_pack.end() || t->second.offset != e.offset || t->second.length != e.length ||
               t->second.type != e.type) {
             std::lock_guard lock(mu);
-            report.problems.push_back({"damaged", name,
+            report.problems.push_back({"damaged",
+                                       name,
                                        "index entry for blob " + repo::ShortHex(e.id) +
                                            " does not match the pack's trailer",
                                        {}});
@@ -264,9 +269,8 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
       return Status::Ok();
     });
     if (!walk.ok()) {
-      report.problems.push_back({"damaged", info.name,
-                                 "its content cannot be read: " + walk.message(),
-                                 {Label(ref)}});
+      report.problems.push_back(
+          {"damaged", info.name, "its content cannot be read: " + walk.message(), {Label(ref)}});
       continue;
     }
     for (const std::string& obj : hit) {
@@ -341,26 +345,24 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
   if (!missing.empty()) {
     std::string names;
     for (size_t i = 0; i < missing.size() && i < 10; ++i) names += (i ? ", " : "") + missing[i];
-    return FailedPrecondition("prune refuses to run: the index names " +
-                              std::to_string(missing.size()) +
-                              " packs the location does not list (" + names +
-                              (missing.size() > 10 ? ", …" : "") +
-                              "); the listing may be incomplete or data is missing — run `check`");
+    return FailedPrecondition(
+        "prune refuses to run: the index names " + std::to_string(missing.size()) +
+        " packs the location does not list (" + names + (missing.size() > 10 ? ", …" : "") +
+        "); the listing may be incomplete or data is missing — run `check`");
   }
 
   // Mark: every blob of every snapshot.
   ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> snaps, repo->ListSnapshots());
   IdSet used;
   for (const repo::SnapshotRef& s : snaps) {
-    Status st = VisitSnapshotBlobs(repo, codec.get(), s.snapshot,
-                                   [&](const BlobId& id, BlobType) -> Status {
-                                     if (!repo->index().Has(id)) {
-                                       return Corruption("blob " + repo::ShortHex(id) +
-                                                         " is in no index");
-                                     }
-                                     used.insert(id);
-                                     return Status::Ok();
-                                   });
+    Status st = VisitSnapshotBlobs(
+        repo, codec.get(), s.snapshot, [&](const BlobId& id, BlobType) -> Status {
+          if (!repo->index().Has(id)) {
+            return Corruption("blob " + repo::ShortHex(id) + " is in no index");
+          }
+          used.insert(id);
+          return Status::Ok();
+        });
     if (!st.ok()) {
       return st.Annotate("prune refuses to run: snapshot " + Label(s) + " cannot be fully read");
     }
@@ -417,8 +419,8 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
       for (const BlobEntry& e : live) {
         ASSIGN_OR_RETURN(Bytes sealed, b->GetRange(name, e.offset, e.length));
         Bytes plain;
-        RETURN_IF_ERROR(codec->Decode(e, sealed, name, &plain)
-                            .Annotate("prune: live blob cannot be copied"));
+        RETURN_IF_ERROR(
+            codec->Decode(e, sealed, name, &plain).Annotate("prune: live blob cannot be copied"));
         RETURN_IF_ERROR(Failpoint("prune.repack.add"));
         RETURN_IF_ERROR(writer.Add(e, sealed));
       }

@@ -18,7 +18,7 @@
 namespace bunker::mover {
 
 struct CheckOptions {
-  bool read_data = false;        // read and verify every pack and blob
+  bool read_data = false;          // read and verify every pack and blob
   double read_data_percent = 100;  // with read_data: sample this share of packs
   Progress* progress = nullptr;
 };
@@ -45,8 +45,8 @@ struct CheckReport {
 Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options);
 
 struct ForgetOptions {
-  int keep_last = 0;        // keep this many newest snapshots per volume
-  std::string volume_id;    // only this volume ("" = every volume)
+  int keep_last = 0;      // keep this many newest snapshots per volume
+  std::string volume_id;  // only this volume ("" = every volume)
   bool dry_run = false;
 };
 
@@ -66,8 +66,8 @@ struct PruneOptions {
 
 struct PruneReport {
   uint64_t packs_total = 0;
-  uint64_t packs_deleted = 0;   // entirely unused
-  uint64_t packs_repacked = 0;  // partly used, live blobs copied to new packs
+  uint64_t packs_deleted = 0;               // entirely unused
+  uint64_t packs_repacked = 0;              // partly used, live blobs copied to new packs
   uint64_t packs_unreferenced_deleted = 0;  // in no index (interrupted backups)
   uint64_t packs_written = 0;
   uint64_t blobs_kept = 0;
@@ -84,9 +84,9 @@ struct RepoStats {
   uint64_t volumes = 0;
   uint64_t packs = 0;
   uint64_t blobs = 0;
-  uint64_t stored_bytes = 0;       // sum of pack sizes
-  uint64_t unique_raw_bytes = 0;   // plaintext of all distinct blobs
-  uint64_t logical_bytes = 0;      // sum of every snapshot's volume size
+  uint64_t stored_bytes = 0;      // sum of pack sizes
+  uint64_t unique_raw_bytes = 0;  // plaintext of all distinct blobs
+  uint64_t logical_bytes = 0;     // sum of every snapshot's volume size
 };
 
 Result<RepoStats> Stats(repo::Repository* repo);

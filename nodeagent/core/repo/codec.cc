@@ -110,8 +110,7 @@ Status BlobCodec::Decode(const BlobEntry& entry, ByteSpan sealed, std::string_vi
 Status BlobCodec::OpenPayload(const BlobEntry& entry, ByteSpan sealed, std::string_view what,
                               Bytes* out) {
   auto fail = [&](std::string_view why) {
-    return Corruption(std::string(what) + ": blob " + ShortHex(entry.id) + ": " +
-                      std::string(why));
+    return Corruption(std::string(what) + ": blob " + ShortHex(entry.id) + ": " + std::string(why));
   };
   if (sealed.size() != entry.length) return fail("stored length differs from the index");
   RETURN_IF_ERROR(CheckLengths(entry, what));

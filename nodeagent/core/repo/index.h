@@ -51,11 +51,11 @@ class Index {
     BlobEntry entry;
   };
   mutable std::mutex mu_;
-  std::vector<ObjectId> packs_;                           // guarded by mu_
+  std::vector<ObjectId> packs_;                             // guarded by mu_
   std::unordered_map<ObjectId, uint32_t, IdHash> pack_no_;  // guarded by mu_
-  std::unordered_map<BlobId, Loc, IdHash> blobs_;         // guarded by mu_
-  std::unordered_set<BlobId, IdHash> claimed_;            // guarded by mu_
-  uint64_t raw_bytes_ = 0;                                // guarded by mu_
+  std::unordered_map<BlobId, Loc, IdHash> blobs_;           // guarded by mu_
+  std::unordered_set<BlobId, IdHash> claimed_;              // guarded by mu_
+  uint64_t raw_bytes_ = 0;                                  // guarded by mu_
 };
 
 }  // namespace bunker::repo

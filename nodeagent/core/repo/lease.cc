@@ -5,8 +5,8 @@
 
 #include <cerrno>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "nodeagent/core/crypto/crypto.h"
 #include "nodeagent/core/util/failpoint.h"
@@ -45,9 +45,8 @@ Lease::~Lease() { Release().IgnoreError(); }
 Status Lease::Write() {
   int64_t start = SteadyMs();
   info_.expires = NowUnix() + options_.ttl.count();
-  json j = {{"holder", info_.holder},       {"host", info_.host},
-            {"pid", info_.pid},             {"operation", info_.operation},
-            {"exclusive", info_.exclusive}, {"nonce", nonce_},
+  json j = {{"holder", info_.holder},       {"host", info_.host},           {"pid", info_.pid},
+            {"operation", info_.operation}, {"exclusive", info_.exclusive}, {"nonce", nonce_},
             {"created", info_.created},     {"expires", info_.expires}};
   BlobCodec codec(repo_->key());
   Bytes sealed;
@@ -144,9 +143,10 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
   std::this_thread::sleep_for(options.settle);
   Result<std::vector<LeaseInfo>> after = ListAll(repo, nullptr);
   if (!after.ok() || conflicts(*after, lease->info_.name, &who)) {
-    Status st = after.ok() ? FailedPrecondition("repository " + repo->backend()->Describe() +
-                                                " is locked: " + who)
-                           : after.status();
+    Status st =
+        after.ok()
+            ? FailedPrecondition("repository " + repo->backend()->Describe() + " is locked: " + who)
+            : after.status();
     lease->Release().IgnoreError();
     return st;
   }

@@ -8,10 +8,7 @@
 namespace bunker::repo {
 
 PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options)
-    : repo_(repo),
-      options_(options),
-      codec_(repo->NewCodec()),
-      queue_(options.max_pending) {
+    : repo_(repo), options_(options), codec_(repo->NewCodec()), queue_(options.max_pending) {
   current_.reserve(options_.target_size + (1 << 20));
   for (int i = 0; i < options_.uploaders; ++i) {
     uploaders_.emplace_back([this] { UploadLoop(); });

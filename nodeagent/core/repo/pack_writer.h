@@ -56,7 +56,7 @@ class PackWriter {
   PackWriterOptions options_;
   std::unique_ptr<BlobCodec> codec_;  // guarded by mu_ (trailer sealing)
   std::mutex mu_;
-  Bytes current_;                       // guarded by mu_
+  Bytes current_;                         // guarded by mu_
   std::vector<BlobEntry> current_blobs_;  // guarded by mu_
   BoundedQueue<Pending> queue_;
   std::vector<std::thread> uploaders_;

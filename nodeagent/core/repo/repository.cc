@@ -36,7 +36,8 @@ Bytes KeyAad(const Id& repo_id) {
 
 Result<json> ParseJson(ByteSpan data, std::string_view what) {
   json j = json::parse(data.begin(), data.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Corruption(std::string(what) + ": not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return Corruption(std::string(what) + ": not a JSON object");
   return j;
 }
 
@@ -90,11 +91,16 @@ Result<Bytes> EncodeKeyFile(const MasterKey& mk, const Id& repo_id, std::string_
   PutBytes(&plain, mk.mac);
   Bytes sealed;
   RETURN_IF_ERROR(aead.Seal(plain, KeyAad(repo_id), &sealed));
-  json j = {{"version", 1},           {"kdf", "scrypt"},
-            {"n", kdf.n},             {"r", kdf.r},
-            {"p", kdf.p},             {"salt", Base64Encode(salt)},
-            {"created", NowRfc3339()}, {"host", HostName()},
-            {"user", UserName()},     {"label", std::string(label)},
+  json j = {{"version", 1},
+            {"kdf", "scrypt"},
+            {"n", kdf.n},
+            {"r", kdf.r},
+            {"p", kdf.p},
+            {"salt", Base64Encode(salt)},
+            {"created", NowRfc3339()},
+            {"host", HostName()},
+            {"user", UserName()},
+            {"label", std::string(label)},
             {"data", Base64Encode(sealed)}};
   std::string text = j.dump(2);
   return Bytes(text.begin(), text.end());
@@ -219,7 +225,8 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<backend::Ba
   for (const ObjectId& kid : keys) {
     ASSIGN_OR_RETURN(Bytes kraw, backend->Get(KeyName(kid)));
     if (crypto::Sha256(kraw) != kid) {
-      return Corruption("key file " + KeyName(kid) + " is damaged (its hash does not match its name)");
+      return Corruption("key file " + KeyName(kid) +
+                        " is damaged (its hash does not match its name)");
     }
     ASSIGN_OR_RETURN(KeyFile kf, DecodeKeyFile(kraw, KeyName(kid)));
     ASSIGN_OR_RETURN(crypto::Key kek, crypto::DeriveKeyScrypt(password, kf.salt, kf.n, kf.r, kf.p));
@@ -316,16 +323,14 @@ Result<std::vector<SnapshotRef>> Repository::ListSnapshots() {
     out.push_back(SnapshotRef{id, std::move(s)});
   }
   std::sort(out.begin(), out.end(), [](const SnapshotRef& a, const SnapshotRef& b) {
-    return a.snapshot.time < b.snapshot.time ||
-           (a.snapshot.time == b.snapshot.time && a.id < b.id);
+    return a.snapshot.time < b.snapshot.time || (a.snapshot.time == b.snapshot.time && a.id < b.id);
   });
   return out;
 }
 
 Result<SnapshotRef> Repository::FindSnapshot(std::string_view what, std::string_view volume_id) {
-  bool hex = std::all_of(what.begin(), what.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  });
+  bool hex = std::all_of(what.begin(), what.end(),
+                         [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
   if (what != "latest" && (what.size() < 6 || what.size() > 64 || !hex)) {
     return InvalidArgument("snapshot \"" + std::string(what) +
                            "\": give \"latest\", a snapshot id, or at least 6 of its hex digits");

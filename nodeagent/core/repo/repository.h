@@ -102,10 +102,7 @@ class Repository {
  private:
   Repository(std::unique_ptr<backend::Backend> backend, RepoConfig config, MasterKey key,
              ObjectId key_id)
-      : backend_(std::move(backend)),
-        config_(std::move(config)),
-        key_(key),
-        key_id_(key_id) {}
+      : backend_(std::move(backend)), config_(std::move(config)), key_(key), key_id_(key_id) {}
 
   std::unique_ptr<backend::Backend> backend_;
   RepoConfig config_;

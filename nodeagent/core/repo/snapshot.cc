@@ -41,16 +41,11 @@ std::string EncodeSnapshotJson(const Snapshot& s) {
   }
   if (s.tree) j["tree"] = ToHex(*s.tree);
   const SnapshotStats& st = s.stats;
-  j["stats"] = {{"bytes_read", st.bytes_read},
-                {"bytes_new", st.bytes_new},
-                {"bytes_reused", st.bytes_reused},
-                {"bytes_hole", st.bytes_hole},
-                {"bytes_stored", st.bytes_stored},
-                {"blobs_new", st.blobs_new},
-                {"blobs_reused", st.blobs_reused},
-                {"files_new", st.files_new},
-                {"files_unchanged", st.files_unchanged},
-                {"duration_seconds", st.duration_seconds}};
+  j["stats"] = {{"bytes_read", st.bytes_read},           {"bytes_new", st.bytes_new},
+                {"bytes_reused", st.bytes_reused},       {"bytes_hole", st.bytes_hole},
+                {"bytes_stored", st.bytes_stored},       {"blobs_new", st.blobs_new},
+                {"blobs_reused", st.blobs_reused},       {"files_new", st.files_new},
+                {"files_unchanged", st.files_unchanged}, {"duration_seconds", st.duration_seconds}};
   return j.dump();
 }
 
@@ -81,8 +76,8 @@ Result<Snapshot> DecodeSnapshotJson(ByteSpan data, std::string_view what) {
   Snapshot s;
   RETURN_IF_ERROR(Field(j, "version", &s.version, what));
   if (s.version != 1) {
-    return Corruption(std::string(what) + ": snapshot format version " +
-                      std::to_string(s.version) + " is not supported (this build reads 1)");
+    return Corruption(std::string(what) + ": snapshot format version " + std::to_string(s.version) +
+                      " is not supported (this build reads 1)");
   }
   RETURN_IF_ERROR(Field(j, "volume_id", &s.volume_id, what));
   RETURN_IF_ERROR(Field(j, "mode", &s.mode, what));

@@ -16,11 +16,11 @@
 namespace bunker::repo {
 
 struct SnapshotStats {
-  uint64_t bytes_read = 0;      // volume bytes read and chunked
-  uint64_t bytes_new = 0;       // plaintext bytes of blobs stored by this backup
-  uint64_t bytes_reused = 0;    // plaintext bytes found already in the repository
-  uint64_t bytes_hole = 0;      // all-zero bytes recorded as holes
-  uint64_t bytes_stored = 0;    // bytes written to the location (sealed, compressed)
+  uint64_t bytes_read = 0;    // volume bytes read and chunked
+  uint64_t bytes_new = 0;     // plaintext bytes of blobs stored by this backup
+  uint64_t bytes_reused = 0;  // plaintext bytes found already in the repository
+  uint64_t bytes_hole = 0;    // all-zero bytes recorded as holes
+  uint64_t bytes_stored = 0;  // bytes written to the location (sealed, compressed)
   uint64_t blobs_new = 0;
   uint64_t blobs_reused = 0;
   uint64_t files_new = 0;        // file mode: files read

@@ -23,7 +23,7 @@ struct Arm {
 struct Registry {
   std::mutex mu;
   std::map<std::string, Arm, std::less<>> arms;  // guarded by mu
-  std::set<std::string, std::less<>> seen;        // guarded by mu
+  std::set<std::string, std::less<>> seen;       // guarded by mu
   const char* list_file = nullptr;
 };
 

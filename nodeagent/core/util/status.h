@@ -22,17 +22,17 @@ namespace bunker {
 
 enum class Code : uint8_t {
   kOk = 0,
-  kNotFound,          // the object, file or snapshot does not exist
-  kAlreadyExists,     // create-only target exists
-  kCorruption,        // data read back is damaged or forged (MAC, hash, bounds)
-  kIOError,           // a local or remote I/O operation failed
-  kPermissionDenied,  // wrong password, wrong credentials, EACCES
-  kUnavailable,       // transient: server down, timeout, 5xx; retryable
-  kInvalidArgument,   // bad input from the caller (URL, flag, name)
+  kNotFound,            // the object, file or snapshot does not exist
+  kAlreadyExists,       // create-only target exists
+  kCorruption,          // data read back is damaged or forged (MAC, hash, bounds)
+  kIOError,             // a local or remote I/O operation failed
+  kPermissionDenied,    // wrong password, wrong credentials, EACCES
+  kUnavailable,         // transient: server down, timeout, 5xx; retryable
+  kInvalidArgument,     // bad input from the caller (URL, flag, name)
   kFailedPrecondition,  // state forbids it: repo locked, lease lost, exists
   kUnimplemented,
-  kAborted,           // cancelled, interrupted, lease expired
-  kInternal,          // a bug on our side
+  kAborted,   // cancelled, interrupted, lease expired
+  kInternal,  // a bug on our side
 };
 
 std::string_view CodeName(Code code);
@@ -83,9 +83,7 @@ inline Status PermissionDenied(std::string msg) {
   return {Code::kPermissionDenied, std::move(msg)};
 }
 inline Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
-inline Status InvalidArgument(std::string msg) {
-  return {Code::kInvalidArgument, std::move(msg)};
-}
+inline Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
 inline Status FailedPrecondition(std::string msg) {
   return {Code::kFailedPrecondition, std::move(msg)};
 }
@@ -102,7 +100,7 @@ Status ErrnoStatus(std::string_view what, int err);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).ok()) {
       v_ = Status(Code::kInternal, "Result constructed from an OK status without a value");
@@ -138,16 +136,16 @@ class [[nodiscard]] Result {
 #define BUNKER_CONCAT(a, b) BUNKER_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::bunker::Status _bunker_st = (expr);      \
-    if (!_bunker_st.ok()) return _bunker_st;   \
+#define RETURN_IF_ERROR(expr)                \
+  do {                                       \
+    ::bunker::Status _bunker_st = (expr);    \
+    if (!_bunker_st.ok()) return _bunker_st; \
   } while (0)
 
 // Same, adding context (a string expression evaluated only on failure).
-#define RETURN_IF_ERROR_CTX(expr, ctx)                   \
-  do {                                                   \
-    ::bunker::Status _bunker_st = (expr);                \
+#define RETURN_IF_ERROR_CTX(expr, ctx)                     \
+  do {                                                     \
+    ::bunker::Status _bunker_st = (expr);                  \
     if (!_bunker_st.ok()) return _bunker_st.Annotate(ctx); \
   } while (0)
 

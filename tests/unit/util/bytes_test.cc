@@ -14,9 +14,13 @@ TEST(BytesTest, HexRoundTrip) {
 }
 
 TEST(BytesTest, Base64MatchesRfc4648Vectors) {
-  const std::pair<std::string, std::string> kVectors[] = {
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},       {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::pair<std::string, std::string> kVectors[] = {{"", ""},
+                                                          {"f", "Zg=="},
+                                                          {"fo", "Zm8="},
+                                                          {"foo", "Zm9v"},
+                                                          {"foob", "Zm9vYg=="},
+                                                          {"fooba", "Zm9vYmE="},
+                                                          {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : kVectors) {
     EXPECT_EQ(Base64Encode(AsBytes(plain)), encoded);
     Result<Bytes> back = Base64Decode(encoded);
