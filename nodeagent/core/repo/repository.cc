@@ -74,7 +74,8 @@ Result<KeyFile> DecodeKeyFile(ByteSpan raw, std::string_view what) {
                       " is not supported (this build reads 1)");
   }
   if (k.kdf != "scrypt" || k.n < 2 || k.n > (1u << 20) || (k.n & (k.n - 1)) != 0 || k.r == 0 ||
-      k.r > 32 || k.p == 0 || k.p > 16 || k.salt.size() < 16 || k.salt.size() > 64) {
+      k.r > 32 || k.p == 0 || k.p > 16 || k.n * k.r > (uint64_t{1} << 23) || k.salt.size() < 16 ||
+      k.salt.size() > 64) {
     return Corruption(std::string(what) + ": key derivation parameters out of range");
   }
   return k;

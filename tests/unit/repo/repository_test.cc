@@ -1,0 +1,177 @@
+#include "nodeagent/core/repo/repository.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "nodeagent/core/repo/lease.h"
+
+namespace bunker::repo {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/bunker-repo-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    InitOptions opts;
+    opts.kdf.n = 1024;
+    auto b = backend::OpenBackend(dir_, {}, true);
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE(Repository::Init(b->get(), "pw", opts).ok());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result<std::unique_ptr<Repository>> OpenWith(std::string_view password) {
+    auto b = backend::OpenBackend(dir_, {}, false);
+    if (!b.ok()) return b.status();
+    return Repository::Open(std::move(*b), password);
+  }
+
+  size_t CountFiles() {
+    size_t n = 0;
+    for (auto& e : fs::recursive_directory_iterator(dir_)) n += e.is_regular_file();
+    return n;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(RepositoryTest, InitTwiceIsRefused) {
+  auto b = backend::OpenBackend(dir_, {}, false);
+  ASSERT_TRUE(b.ok());
+  Status st = Repository::Init(b->get(), "other", {});
+  EXPECT_EQ(st.code(), Code::kAlreadyExists);
+}
+
+TEST_F(RepositoryTest, WrongPasswordIsPermissionDeniedAndWritesNothing) {
+  size_t before = CountFiles();
+  auto r = OpenWith("nope");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(r.status().message().find("wrong password"), std::string::npos);
+  EXPECT_EQ(CountFiles(), before);
+}
+
+TEST_F(RepositoryTest, SeveralPasswordsOpenTheSameMasterKey) {
+  auto r = OpenWith("pw");
+  ASSERT_TRUE(r.ok());
+  Result<ObjectId> k2 = (*r)->AddKey("second", "ops", KdfParams{1024, 8, 1});
+  ASSERT_TRUE(k2.ok());
+  auto r2 = OpenWith("second");
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_EQ((*r)->key().enc, (*r2)->key().enc);
+  EXPECT_EQ((*r)->key().mac, (*r2)->key().mac);
+  auto keys = (*r2)->ListKeys();
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 2u);
+  // The key in use cannot be removed; the other one can; the last one cannot.
+  EXPECT_EQ((*r2)->RemoveKey(ToHex(*k2)).code(), Code::kFailedPrecondition);
+  const KeyInfo& first = (*keys)[0].id == *k2 ? (*keys)[1] : (*keys)[0];
+  EXPECT_TRUE((*r2)->RemoveKey(ToHex(first.id).substr(0, 10)).ok());
+  EXPECT_FALSE(OpenWith("pw").ok());
+  EXPECT_EQ((*r2)->RemoveKey(ToHex(*k2)).code(), Code::kFailedPrecondition);
+}
+
+TEST_F(RepositoryTest, NewerFormatVersionIsRefusedWithBothVersions) {
+  std::string path = dir_ + "/config";
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t pos = text.find("\"version\": 1");
+  ASSERT_NE(pos, std::string::npos);
+  text.replace(pos, 12, "\"version\": 7");
+  std::ofstream(path) << text;
+  auto r = OpenWith("pw");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("version 7"), std::string::npos);
+  EXPECT_NE(r.status().message().find("upgrade"), std::string::npos);
+}
+
+TEST_F(RepositoryTest, TamperedKeyFileIsCorruption) {
+  for (auto& e : fs::directory_iterator(dir_ + "/keys")) {
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('X');
+  }
+  auto r = OpenWith("pw");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("keys/"), std::string::npos);
+}
+
+TEST_F(RepositoryTest, MissingRepositoryIsNotFound) {
+  fs::remove(dir_ + "/config");
+  auto r = OpenWith("pw");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kNotFound);
+  EXPECT_NE(r.status().message().find("repo init"), std::string::npos);
+}
+
+TEST_F(RepositoryTest, ExclusiveLeaseExcludesEveryOtherLease) {
+  auto r = OpenWith("pw");
+  ASSERT_TRUE(r.ok());
+  LeaseOptions fast;
+  fast.settle = std::chrono::milliseconds(1);
+  auto shared1 = Lease::Acquire(r->get(), false, "backup a", fast);
+  ASSERT_TRUE(shared1.ok());
+  auto shared2 = Lease::Acquire(r->get(), false, "backup b", fast);
+  ASSERT_TRUE(shared2.ok()) << "shared leases coexist";
+  auto excl = Lease::Acquire(r->get(), true, "prune", fast);
+  ASSERT_FALSE(excl.ok());
+  EXPECT_NE(excl.status().message().find("is locked"), std::string::npos);
+  EXPECT_NE(excl.status().message().find("backup"), std::string::npos);
+  ASSERT_TRUE((*shared1)->Release().ok());
+  ASSERT_TRUE((*shared2)->Release().ok());
+  auto excl2 = Lease::Acquire(r->get(), true, "prune", fast);
+  ASSERT_TRUE(excl2.ok());
+  EXPECT_TRUE((*excl2)->CheckValid().ok());
+  auto shared3 = Lease::Acquire(r->get(), false, "backup c", fast);
+  EXPECT_FALSE(shared3.ok());
+  // A failed attempt leaves no lease behind.
+  auto all = Lease::ListAll(r->get(), nullptr);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_F(RepositoryTest, LeaseOfADeadProcessOnThisHostIsStale) {
+  LeaseInfo l;
+  l.host = HostName();
+  l.pid = 999999999;  // above pid_max: no such process
+  l.expires = std::time(nullptr) + 3600;
+  EXPECT_TRUE(Lease::IsStale(l, std::chrono::seconds(60)));
+  l.pid = ::getpid();
+  EXPECT_FALSE(Lease::IsStale(l, std::chrono::seconds(60)));
+  l.host = "another-host";
+  l.pid = 999999999;
+  EXPECT_FALSE(Lease::IsStale(l, std::chrono::seconds(60)));
+  l.expires = std::time(nullptr) - 120;
+  EXPECT_TRUE(Lease::IsStale(l, std::chrono::seconds(60)));
+  l.expires = std::time(nullptr) - 30;
+  EXPECT_FALSE(Lease::IsStale(l, std::chrono::seconds(60))) << "inside the skew allowance";
+}
+
+TEST_F(RepositoryTest, LeaseThatCannotRefreshExpiresBeforeCommit) {
+  auto r = OpenWith("pw");
+  ASSERT_TRUE(r.ok());
+  LeaseOptions opts;
+  opts.settle = std::chrono::milliseconds(1);
+  opts.ttl = std::chrono::seconds(1);
+  opts.refresh = std::chrono::seconds(3600);  // never refreshes in this test
+  auto lease = Lease::Acquire(r->get(), false, "backup", opts);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_TRUE((*lease)->CheckValid().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  Status st = (*lease)->CheckValid();
+  EXPECT_EQ(st.code(), Code::kAborted);
+  EXPECT_NE(st.message().find("commit"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bunker::repo
