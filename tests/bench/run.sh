@@ -99,6 +99,13 @@ for t in $TOOLS; do
     borg) command -v borg >/dev/null || MISSING[borg]="borg not installed (apt-get install borgbackup)" ;;
     esac
 done
+# A private copy of the agent: a rebuild in the tree during the bench must
+# neither break a run nor mix two versions in one table.
+if [[ -z ${MISSING[bunker]:-} && " $TOOLS " == *" bunker "* ]]; then
+    cp "$AGENT" "$WORK/bunker-agent"
+    echo "bunker-agent: $AGENT ($(stat -c '%y' "$AGENT" | cut -d. -f1)), copied for this run"
+    AGENT=$WORK/bunker-agent
+fi
 for t in "${!MISSING[@]}"; do
     echo "!!! $t rows cannot be measured: ${MISSING[$t]}" >&2
 done
@@ -271,8 +278,10 @@ run_size() {
 
     rm -f "$RESULTS_DIR/results-${size}GiB.json" # never report a stale run
     echo "=== ${size} GiB image ==="
-    "$PY" "$HERE/mkimage.py" create "$img" --size-gib "$size" --seed "$SEED" | sed 's/^/  /'
-    cat "$img" >/dev/null # in page cache, like DESIGN.md's numbers
+    # (set -e does not act inside a function called with ||: check by hand)
+    "$PY" "$HERE/mkimage.py" create "$img" --size-gib "$size" --seed "$SEED" | sed 's/^/  /' ||
+        { echo "!!! image generation failed" >&2; return 1; }
+    cat "$img" >/dev/null || return 1 # in page cache, like DESIGN.md's numbers
     local bytes
     bytes=$(stat -c %s "$img")
 
@@ -298,7 +307,8 @@ run_size() {
 
     echo "  -- incremental (1% of 1 MiB blocks rewritten) --"
     for ((rep = 1; rep <= REPEAT; rep++)); do
-        "$PY" "$HERE/mkimage.py" mutate "$img" --seed $((SEED + 1000 * size + rep)) | sed 's/^/  /'
+        "$PY" "$HERE/mkimage.py" mutate "$img" --seed $((SEED + 1000 * size + rep)) | sed 's/^/  /' ||
+            { echo "!!! image mutation failed" >&2; return 1; }
         for t in $TOOLS; do
             if [[ -n ${BROKEN[$t]:-} ]]; then
                 record "$size" "$t" incremental "$rep" skip - - - - - "${BROKEN[$t]}"
@@ -346,9 +356,9 @@ run_size() {
 
     # Versions and settings that explain the numbers.
     local meta=$WORK/meta-${size}.json
-    "$PY" - "$meta" "$bytes" "$size" "$SEED" "$REPEAT" "$AGENT" "$WORK" <<'EOF'
+    "$PY" - "$meta" "$bytes" "$size" "$SEED" "$REPEAT" "$HERE" "$WORK" <<'EOF'
 import json, os, subprocess, sys
-meta, nbytes, size, seed, repeat, agent, work = sys.argv[1:]
+meta, nbytes, size, seed, repeat, here, work = sys.argv[1:]
 def ver(cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
@@ -361,7 +371,7 @@ info = {
     "nproc": os.cpu_count(),
     "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
     "nice": int(os.environ.get("BENCH_NICE") or 0),
-    "git_commit": subprocess.run(["git", "-C", os.path.dirname(agent) or ".", "describe", "--always", "--dirty"],
+    "git_commit": subprocess.run(["git", "-C", here, "describe", "--always", "--dirty"],
                                  capture_output=True, text=True).stdout.strip() or None,
     "versions": {"restic": ver(["restic", "version"]), "borg": ver(["borg", "--version"])},
     "settings": {
