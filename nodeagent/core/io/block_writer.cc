@@ -224,8 +224,8 @@ class WriterBase : public BlockWriter {
   Status first_error_;  // guarded by error_mu_
 };
 
-// io_uring engine: everything on the caller's thread; slots hold the ops in
-// flight.
+// io_uring engine, driven from the caller's thread; slots hold the ops in
+// flight, whose copies run on the kernel's io-wq workers.
 class UringBlockWriter final : public WriterBase {
  public:
   UringBlockWriter(std::string path, UniqueFd fd, uint64_t size, bool is_block_device,
@@ -284,6 +284,9 @@ class UringBlockWriter final : public WriterBase {
     io_uring_prep_write(sqe, fd_.get(), op.data + op.done, static_cast<unsigned>(NextLength(op)),
                         op.offset + op.done);
     io_uring_sqe_set_data64(sqe, index);
+    // Buffered writes: straight to the kernel's io-wq workers, which copy in
+    // parallel, instead of a non-blocking attempt on this thread first.
+    sqe->flags |= IOSQE_ASYNC;
   }
 
   void ProcessCompletions() {
