@@ -27,15 +27,20 @@ struct FileBackupOptions {
   int workers = 0;                       // 0: one per core
   bool verify_before_upload = true;
   Progress* progress = nullptr;
+  // Format tuning, 0 for the defaults; tests lower them to exercise trees
+  // split into pages and content lists moved out of file nodes.
+  size_t tree_page_bytes = 0;     // JSON bytes per tree blob (default 4 MiB)
+  size_t inline_content_max = 0;  // entries kept in a file node (default 8192)
+  size_t content_per_blob = 0;    // entries per content-list blob (default 65536)
 };
 
 Result<BackupResult> BackupFileTree(repo::Repository* repo, repo::Lease* lease,
                                     const FileBackupOptions& options);
 
 struct FileRestoreOptions {
-  std::string target;      // directory to create (or fill, with overwrite)
-  bool overwrite = false;  // allow a non-empty existing target; replace files
-  bool restore_owner = true;  // chown to the recorded uid/gid (effective only as root)
+  std::string target;          // directory to create (or fill, with overwrite)
+  bool overwrite = false;      // allow a non-empty existing target; replace files
+  bool restore_owner = true;   // chown to the recorded uid/gid (effective only as root)
   bool allow_special = false;  // device nodes and setuid/setgid bits (root only)
   int workers = 0;
   Progress* progress = nullptr;
