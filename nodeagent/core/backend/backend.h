@@ -19,6 +19,7 @@
 //    retries those. Permanent failures (auth, not found) are not retryable.
 // Thread-safety: every method may be called concurrently from many threads.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,9 +44,24 @@ class Backend {
   // The location for messages, without credentials: "file:///srv/backups".
   virtual std::string Describe() const = 0;
 
+  // How long after a Put returns until every List is guaranteed to show it.
+  // Lease taking waits this long between writing its lease and re-listing.
+  // Zero for stores with read-after-write listings (a local file system).
+  virtual std::chrono::milliseconds ListSettleTime() const {
+    return std::chrono::milliseconds(200);
+  }
+
   virtual Status Put(std::string_view name, ByteSpan data) = 0;
   virtual Result<Bytes> Get(std::string_view name) = 0;
   virtual Result<Bytes> GetRange(std::string_view name, uint64_t offset, uint64_t length) = 0;
+  // GetRange into a caller-owned buffer (resized to `length`), so a hot loop
+  // can reuse one allocation. Same contract as GetRange; the default forwards.
+  virtual Status GetRangeInto(std::string_view name, uint64_t offset, uint64_t length, Bytes* out) {
+    Result<Bytes> r = GetRange(name, offset, length);
+    if (!r.ok()) return r.status();
+    *out = std::move(r).value();
+    return Status::Ok();
+  }
   virtual Result<ObjectInfo> Stat(std::string_view name) = 0;
   virtual Status Delete(std::string_view name) = 0;
   virtual Status List(std::string_view prefix,
@@ -69,11 +85,32 @@ struct LocationUrl {
 // unknown.
 Result<LocationUrl> ParseLocationUrl(std::string_view url);
 
+// How S3 requests name the bucket: in the path (http://host/bucket/key) or
+// in the host name (http://bucket.host/key).
+enum class S3AddressingStyle {
+  kAuto,           // path style for a custom endpoint or an IP, virtual-hosted for AWS
+  kPath,           // MinIO, Ceph RGW and most on-premises stores
+  kVirtualHosted,  // AWS (required for buckets created after 2020 in new regions)
+};
+
 struct BackendOptions {
-  // Reserved for the NFS and S3 backends (endpoint, region, CA file, …).
+  // S3 endpoint, "http://127.0.0.1:9000" or "https://minio.corp:9000"; empty
+  // means AWS (https://s3.<region>.amazonaws.com).
   std::string s3_endpoint;
+  // Signing region; empty means us-east-1.
   std::string s3_region;
+  // PEM file of the CA certificates to trust for an https endpoint instead
+  // of the system store (on-premises stores with an internal CA).
   std::string s3_ca_file;
+  S3AddressingStyle s3_addressing_style = S3AddressingStyle::kAuto;
+  // Send "UNSIGNED-PAYLOAD" instead of the body's SHA-256 (saves a hash pass
+  // per upload). Honoured over https only; Content-MD5 then protects bodies.
+  bool s3_unsigned_payload = false;
+  // Retry budget of the network backends (S3, later NFS) per operation:
+  // attempts, the first included, and the time after which no retry starts.
+  // 0 keeps the defaults (8 attempts, 120 s).
+  int retry_max_attempts = 0;
+  std::chrono::milliseconds retry_max_elapsed{0};
 };
 
 // Opens the backend for a location. For file:// with `create`, makes the

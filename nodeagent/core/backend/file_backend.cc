@@ -211,14 +211,21 @@ Result<Bytes> FileBackend::Get(std::string_view name) {
 }
 
 Result<Bytes> FileBackend::GetRange(std::string_view name, uint64_t offset, uint64_t length) {
+  Bytes out;
+  RETURN_IF_ERROR(GetRangeInto(name, offset, length, &out));
+  return out;
+}
+
+Status FileBackend::GetRangeInto(std::string_view name, uint64_t offset, uint64_t length,
+                                 Bytes* out) {
   ASSIGN_OR_RETURN(std::string path, PathOf(name));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open " + path, errno);
   Fd guard(fd);
-  Bytes out(length);
+  out->resize(length);
   size_t done = 0;
   while (done < length) {
-    ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+    ssize_t n = ::pread(fd, out->data() + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus("read " + path, errno);
@@ -230,7 +237,7 @@ Result<Bytes> FileBackend::GetRange(std::string_view name, uint64_t offset, uint
     }
     done += static_cast<size_t>(n);
   }
-  return out;
+  return Status::Ok();
 }
 
 Result<ObjectInfo> FileBackend::Stat(std::string_view name) {

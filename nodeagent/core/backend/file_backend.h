@@ -20,9 +20,12 @@ class FileBackend final : public Backend {
   static Result<std::unique_ptr<Backend>> Open(const std::string& root, bool create);
 
   std::string Describe() const override { return "file://" + root_; }
+  // A rename is visible to the next readdir on a local file system.
+  std::chrono::milliseconds ListSettleTime() const override { return std::chrono::milliseconds(0); }
   Status Put(std::string_view name, ByteSpan data) override;
   Result<Bytes> Get(std::string_view name) override;
   Result<Bytes> GetRange(std::string_view name, uint64_t offset, uint64_t length) override;
+  Status GetRangeInto(std::string_view name, uint64_t offset, uint64_t length, Bytes* out) override;
   Result<ObjectInfo> Stat(std::string_view name) override;
   Status Delete(std::string_view name) override;
   Status List(std::string_view prefix,

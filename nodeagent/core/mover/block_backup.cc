@@ -65,19 +65,20 @@ Status ListPacks(repo::Repository* repo, std::unordered_set<ObjectId, repo::IdHa
 
 }  // namespace
 
-Result<std::vector<Id>> LoadBlockContent(repo::Repository* repo, const repo::Snapshot& snapshot,
-                                         BlobCodec* codec) {
+Result<std::vector<repo::ChunkRef>> LoadBlockContent(repo::Repository* repo,
+                                                     const repo::Snapshot& snapshot,
+                                                     BlobCodec* codec) {
   if (snapshot.mode != "block") {
     return InvalidArgument("snapshot of volume " + snapshot.volume_id + " is a " + snapshot.mode +
                            "-mode snapshot, not a block-mode one");
   }
   uint64_t chunks = (snapshot.size + snapshot.chunk_size - 1) / snapshot.chunk_size;
-  std::vector<Id> ids;
+  std::vector<repo::ChunkRef> ids;
   ids.reserve(chunks);
   for (const BlobId& meta : snapshot.content) {
     Result<Bytes> plain = repo->ReadBlob(meta, codec);
     if (!plain.ok()) return plain.Annotated("content list of volume " + snapshot.volume_id);
-    ASSIGN_OR_RETURN(std::vector<Id> part,
+    ASSIGN_OR_RETURN(std::vector<repo::ChunkRef> part,
                      repo::DecodeContentList(*plain, "content list " + repo::ShortHex(meta)));
     ids.insert(ids.end(), part.begin(), part.end());
   }
@@ -103,17 +104,35 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   snap.chunk_size = chunk_size;
 
   // Parent: explicit, else the latest snapshot of this volume; none for --full.
+  // Its content list lets unchanged chunks be recognised by fingerprint.
+  std::vector<repo::ChunkRef> parent_chunks;
   if (!options.full) {
+    std::optional<repo::Snapshot> parent;
     if (options.parent) {
+      std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+      Result<repo::Snapshot> p = repo->LoadSnapshot(*options.parent, codec.get());
+      if (!p.ok()) return p.Annotated("parent snapshot");
+      if (p->mode != "block") {
+        return InvalidArgument("parent snapshot " + repo::ShortHex(*options.parent) +
+                               " is not a block-mode snapshot");
+      }
       snap.parent = options.parent;
+      parent = std::move(*p);
     } else {
       ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo->ListSnapshots());
       for (auto it = all.rbegin(); it != all.rend(); ++it) {
         if (it->snapshot.volume_id == snap.volume_id && it->snapshot.mode == "block") {
           snap.parent = it->id;
+          parent = std::move(it->snapshot);
           break;
         }
       }
+    }
+    if (parent && parent->chunk_size == chunk_size) {
+      std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+      Result<std::vector<repo::ChunkRef>> loaded = LoadBlockContent(repo, *parent, codec.get());
+      if (!loaded.ok()) return loaded.Annotated("content list of the parent snapshot");
+      parent_chunks = std::move(*loaded);
     }
   }
   snap.kind = snap.parent ? "incremental" : "full";
@@ -141,7 +160,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   if (options.progress) options.progress->bytes_total = snap.size;
 
   const uint64_t chunks = (snap.size + chunk_size - 1) / chunk_size;
-  std::vector<Id> content(chunks);
+  std::vector<repo::ChunkRef> content(chunks);
 
   repo::PackWriter packer(repo, repo::PackWriterOptions{});
   ErrorSlot error;
@@ -156,11 +175,22 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
       ByteSpan data = block->data.span();
       uint64_t index = block->offset / chunk_size;
       if (chunk::IsAllZero(data)) {
-        content[index] = repo::kHoleId;
+        content[index] = repo::ChunkRef{};
         bytes_hole += data.size();
       } else {
+        crypto::Fingerprint fp = codec->Fingerprint(data);
+        if (index < parent_chunks.size() && parent_chunks[index].fp == fp &&
+            !repo::IsHole(parent_chunks[index].id) && repo->index().Has(parent_chunks[index].id)) {
+          // Unchanged since the parent: same keyed fingerprint (which covers the
+          // length too) at the same place.
+          content[index] = parent_chunks[index];
+          bytes_reused += data.size();
+          ++blobs_reused;
+          if (options.progress) options.progress->bytes_done += data.size();
+          continue;
+        }
         BlobId id = codec->ComputeId(data);
-        content[index] = id;
+        content[index] = repo::ChunkRef{id, fp};
         bool store = repo->index().Claim(id);
         if (!store && options.full) {
           // Store check: a blob whose pack is gone from the location is stored again.
@@ -223,7 +253,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
     for (uint64_t g = 0; g < groups; ++g) {
       uint64_t i = g * repo::kContentIdsPerMeta;
       uint64_t n = std::min<uint64_t>(repo::kContentIdsPerMeta, chunks - i);
-      Bytes plain = repo::EncodeContentList(std::span<const Id>(content.data() + i, n));
+      Bytes plain = repo::EncodeContentList(std::span<const repo::ChunkRef>(content.data() + i, n));
       BlobId id = codec->ComputeId(plain);
       snap.content.push_back(id);
       if (repo->index().Claim(id)) {

@@ -61,9 +61,10 @@ struct RestoreResult {
 Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Snapshot& snapshot,
                                          const BlockRestoreOptions& options);
 
-// Loads the content list of a block snapshot (chunk ids, holes as kHoleId).
-Result<std::vector<repo::Id>> LoadBlockContent(repo::Repository* repo,
-                                               const repo::Snapshot& snapshot,
-                                               repo::BlobCodec* codec);
+// Loads the content list of a block snapshot (chunk ids and fingerprints,
+// holes as kHoleId).
+Result<std::vector<repo::ChunkRef>> LoadBlockContent(repo::Repository* repo,
+                                                     const repo::Snapshot& snapshot,
+                                                     repo::BlobCodec* codec);
 
 }  // namespace bunker::mover

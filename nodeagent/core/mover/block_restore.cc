@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "nodeagent/core/mover/block_backup.h"
+#include "nodeagent/core/util/bounded_queue.h"
 
 namespace bunker::mover {
 
@@ -38,7 +39,11 @@ struct Task {
 Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Snapshot& snapshot,
                                          const BlockRestoreOptions& options) {
   std::unique_ptr<BlobCodec> codec = repo->NewCodec();
-  ASSIGN_OR_RETURN(std::vector<Id> ids, LoadBlockContent(repo, snapshot, codec.get()));
+  ASSIGN_OR_RETURN(std::vector<repo::ChunkRef> chunks,
+                   LoadBlockContent(repo, snapshot, codec.get()));
+  std::vector<Id> ids(chunks.size());
+  for (size_t i = 0; i < chunks.size(); ++i) ids[i] = chunks[i].id;
+  chunks = {};
   const uint64_t chunk_size = snapshot.chunk_size;
   auto chunk_len = [&](uint32_t i) {
     return std::min<uint64_t>(chunk_size, snapshot.size - uint64_t{i} * chunk_size);
@@ -102,7 +107,15 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   result.io_engine = std::string(io::EngineName(writer->engine()));
   if (options.progress) options.progress->bytes_total = snapshot.size;
 
-  std::mutex writer_mu;
+  // Workers fetch and verify; this thread alone drives the writer. io_uring
+  // ties queued writes to the task that submitted them (they are cancelled if
+  // it exits first), so submissions must come from a thread that outlives
+  // them; a single writer thread also keeps the writer's contract.
+  struct WriteItem {
+    uint64_t offset;
+    Bytes data;
+  };
+  BoundedQueue<WriteItem> writes(16);
   std::mutex error_mu;
   Status error;
   std::atomic<bool> failed{false};
@@ -112,21 +125,23 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
     std::lock_guard lock(error_mu);
     if (error.ok()) error = std::move(st);
     failed = true;
+    writes.Close();
   };
   auto worker = [&] {
     std::unique_ptr<BlobCodec> c = repo->NewCodec();
+    Bytes range;  // reused: one allocation per worker, not per range
     for (size_t t = next++; t < tasks.size() && !failed; t = next++) {
       const Task& task = tasks[t];
       std::string name = repo::PackName(task.pack);
-      Result<Bytes> range = repo->backend()->GetRange(name, task.start, task.length);
-      if (!range.ok()) {
-        fail(range.Annotated("fetch pack " + repo::ShortHex(task.pack)));
+      Status got = repo->backend()->GetRangeInto(name, task.start, task.length, &range);
+      if (!got.ok()) {
+        fail(got.Annotate("fetch pack " + repo::ShortHex(task.pack)));
         return;
       }
       for (const Item& it : task.items) {
         Bytes plain;
         Status st = c->Decode(
-            it.entry, ByteSpan(range->data() + (it.entry.offset - task.start), it.entry.length),
+            it.entry, ByteSpan(range.data() + (it.entry.offset - task.start), it.entry.length),
             name, &plain);
         if (!st.ok()) {
           fail(st);
@@ -135,25 +150,14 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
         ++fetched;
         const std::vector<uint32_t>& chunks = *it.chunks;
         for (size_t k = 0; k < chunks.size(); ++k) {
-          uint64_t off = uint64_t{chunks[k]} * chunk_size;
           // The last (usually only) chunk takes the buffer, earlier ones a copy.
-          Bytes data;
+          WriteItem w{uint64_t{chunks[k]} * chunk_size, {}};
           if (k + 1 == chunks.size()) {
-            data.swap(plain);
+            w.data.swap(plain);
           } else {
-            data = plain;
+            w.data = plain;
           }
-          uint64_t n = data.size();
-          {
-            std::lock_guard lock(writer_mu);
-            st = writer->WriteAt(off, std::move(data));
-          }
-          if (!st.ok()) {
-            fail(st.Annotate("write " + options.target + " at offset " + std::to_string(off)));
-            return;
-          }
-          written += n;
-          if (options.progress) options.progress->bytes_done += n;
+          if (!writes.Push(std::move(w))) return;  // closed after a failure
         }
       }
     }
@@ -161,9 +165,26 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   int workers = options.workers > 0
                     ? options.workers
                     : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  std::atomic<int> running{workers};
   std::vector<std::thread> threads;
-  for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
-  worker();
+  for (int i = 0; i < workers; ++i) {
+    threads.emplace_back([&] {
+      worker();
+      if (--running == 0) writes.Close();
+    });
+  }
+  while (std::optional<WriteItem> w = writes.Pop()) {
+    if (failed) continue;
+    uint64_t n = w->data.size();
+    uint64_t off = w->offset;
+    Status st = writer->WriteAt(off, std::move(w->data));
+    if (!st.ok()) {
+      fail(st.Annotate("write " + options.target + " at offset " + std::to_string(off)));
+      continue;
+    }
+    written += n;
+    if (options.progress) options.progress->bytes_done += n;
+  }
   for (auto& t : threads) t.join();
 
   if (!failed) {

@@ -61,9 +61,9 @@ Status VisitSnapshotBlobs(repo::Repository* repo, BlobCodec* codec, const repo::
     for (const BlobId& meta : snapshot.content) {
       RETURN_IF_ERROR(visit(meta, BlobType::kMeta));
     }
-    ASSIGN_OR_RETURN(std::vector<Id> ids, LoadBlockContent(repo, snapshot, codec));
-    for (const Id& id : ids) {
-      if (!repo::IsHole(id)) RETURN_IF_ERROR(visit(id, BlobType::kData));
+    ASSIGN_OR_RETURN(std::vector<repo::ChunkRef> chunks, LoadBlockContent(repo, snapshot, codec));
+    for (const repo::ChunkRef& c : chunks) {
+      if (!repo::IsHole(c.id)) RETURN_IF_ERROR(visit(c.id, BlobType::kData));
     }
     return Status::Ok();
   }

@@ -53,7 +53,10 @@ Status CheckLengths(const BlobEntry& e, std::string_view what) {
 
 }  // namespace
 
-BlobCodec::BlobCodec(const MasterKey& key) : aead_(key.enc), hmac_(key.mac) {}
+BlobCodec::BlobCodec(const MasterKey& key)
+    : aead_(key.enc),
+      hmac_(key.mac),
+      gmac_(crypto::HkdfSha256(key.mac, {}, "bunker block fingerprint v1")) {}
 
 BlobId BlobCodec::ComputeId(ByteSpan plaintext) { return hmac_.Compute(plaintext); }
 
@@ -264,26 +267,32 @@ Result<std::vector<PackEntries>> DecodeIndex(ByteSpan plain, std::string_view wh
   return packs;
 }
 
-Bytes EncodeContentList(std::span<const Id> ids) {
+Bytes EncodeContentList(std::span<const ChunkRef> chunks) {
   Bytes out;
-  out.reserve(8 + ids.size() * 32);
+  out.reserve(8 + chunks.size() * kChunkRefSize);
   PutU32(&out, kFormatVersion);
-  PutU32(&out, static_cast<uint32_t>(ids.size()));
-  for (const Id& id : ids) PutBytes(&out, id);
+  PutU32(&out, static_cast<uint32_t>(chunks.size()));
+  for (const ChunkRef& c : chunks) {
+    PutBytes(&out, c.id);
+    PutBytes(&out, c.fp);
+  }
   return out;
 }
 
-Result<std::vector<Id>> DecodeContentList(ByteSpan plain, std::string_view what) {
+Result<std::vector<ChunkRef>> DecodeContentList(ByteSpan plain, std::string_view what) {
   ByteReader r(plain, std::string(what));
   uint32_t version = 0, count = 0;
   RETURN_IF_ERROR(r.U32(&version));
   RETURN_IF_ERROR(CheckVersion(version, what));
   RETURN_IF_ERROR(r.U32(&count));
-  RETURN_IF_ERROR(r.CheckCount(count, 32, "chunk id"));
-  std::vector<Id> ids(count);
-  for (Id& id : ids) RETURN_IF_ERROR(r.Array(&id));
+  RETURN_IF_ERROR(r.CheckCount(count, kChunkRefSize, "chunk"));
+  std::vector<ChunkRef> chunks(count);
+  for (ChunkRef& c : chunks) {
+    RETURN_IF_ERROR(r.Array(&c.id));
+    RETURN_IF_ERROR(r.Array(&c.fp));
+  }
   if (!r.done()) return Corruption(std::string(what) + ": trailing bytes");
-  return ids;
+  return chunks;
 }
 
 }  // namespace bunker::repo

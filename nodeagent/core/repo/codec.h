@@ -61,6 +61,8 @@ class BlobCodec {
   explicit BlobCodec(const MasterKey& key);
 
   BlobId ComputeId(ByteSpan plaintext);
+  // Keyed fingerprint (GMAC under a key derived from the mac key) of a chunk.
+  crypto::Fingerprint Fingerprint(ByteSpan plaintext) { return gmac_.Compute(plaintext); }
 
   // Compresses `plaintext` when that shrinks it, seals it and appends the
   // stored form to *out; sets *flags. With `verify`, opens the result again and
@@ -84,6 +86,7 @@ class BlobCodec {
 
   crypto::Aead aead_;
   crypto::Hmac hmac_;
+  crypto::Gmac gmac_;
   Bytes aad_;
   Bytes compressed_;
   Bytes check_;
@@ -106,8 +109,17 @@ Result<std::vector<BlobEntry>> ReadPackTrailer(BlobCodec* codec, ByteSpan pack,
 Bytes EncodeIndex(const std::vector<PackEntries>& packs);
 Result<std::vector<PackEntries>> DecodeIndex(ByteSpan plain, std::string_view what);
 
+// One chunk of a block-mode volume: its blob id (kHoleId for a hole) and its
+// keyed fingerprint (BlobCodec::Fingerprint; zero for a hole), which lets an
+// incremental backup recognise an unchanged chunk without the HMAC.
+struct ChunkRef {
+  Id id{};
+  crypto::Fingerprint fp{};
+};
+inline constexpr size_t kChunkRefSize = 48;
+
 // Block-mode content list (meta blob plaintext).
-Bytes EncodeContentList(std::span<const Id> ids);
-Result<std::vector<Id>> DecodeContentList(ByteSpan plain, std::string_view what);
+Bytes EncodeContentList(std::span<const ChunkRef> chunks);
+Result<std::vector<ChunkRef>> DecodeContentList(ByteSpan plain, std::string_view what);
 
 }  // namespace bunker::repo

@@ -140,7 +140,8 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
   RETURN_IF_ERROR(crypto::RandomBytes(nonce));
   lease->nonce_ = HexEncode(nonce);
   RETURN_IF_ERROR(lease->Write());
-  std::this_thread::sleep_for(options.settle);
+  std::this_thread::sleep_for(options.settle.count() >= 0 ? options.settle
+                                                          : repo->backend()->ListSettleTime());
   Result<std::vector<LeaseInfo>> after = ListAll(repo, nullptr);
   if (!after.ok() || conflicts(*after, lease->info_.name, &who)) {
     Status st =

@@ -25,10 +25,12 @@
 namespace bunker::repo {
 
 struct LeaseOptions {
-  std::chrono::seconds ttl{300};          // expiry written in the lease
-  std::chrono::seconds refresh{60};       // how often it is renewed
-  std::chrono::seconds skew{60};          // clock-skew allowance for others' leases
-  std::chrono::milliseconds settle{200};  // wait between write and re-list
+  std::chrono::seconds ttl{300};     // expiry written in the lease
+  std::chrono::seconds refresh{60};  // how often it is renewed
+  std::chrono::seconds skew{60};     // clock-skew allowance for others' leases
+  // Wait between writing our lease and re-listing; -1 takes the backend's
+  // ListSettleTime().
+  std::chrono::milliseconds settle{-1};
 };
 
 struct LeaseInfo {

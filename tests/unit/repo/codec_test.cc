@@ -286,14 +286,30 @@ TEST(IndexTest, GarbageNeverCrashes) {
 }
 
 TEST(ContentListTest, RoundTrip) {
-  std::vector<Id> ids(100);
-  for (size_t i = 0; i < ids.size(); ++i) ids[i].fill(static_cast<uint8_t>(i));
-  Bytes plain = EncodeContentList(ids);
-  Result<std::vector<Id>> out = DecodeContentList(plain, "content");
+  std::vector<ChunkRef> chunks(100);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    chunks[i].id.fill(static_cast<uint8_t>(i));
+    chunks[i].fp.fill(static_cast<uint8_t>(i * 3));
+  }
+  Bytes plain = EncodeContentList(chunks);
+  Result<std::vector<ChunkRef>> out = DecodeContentList(plain, "content");
   ASSERT_TRUE(out.ok());
-  EXPECT_EQ(*out, ids);
-  EXPECT_TRUE(IsHole((*out)[0]));
+  ASSERT_EQ(out->size(), chunks.size());
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ((*out)[i].id, chunks[i].id);
+    EXPECT_EQ((*out)[i].fp, chunks[i].fp);
+  }
+  EXPECT_TRUE(IsHole((*out)[0].id));
   EXPECT_FALSE(DecodeContentList(ByteSpan(plain.data(), plain.size() - 1), "c").ok());
+}
+
+TEST(ContentListTest, FingerprintIsKeyedAndDiscriminates) {
+  BlobCodec a(TestKey(1)), b(TestKey(2));
+  Bytes x = Text(1 << 20), y = x;
+  y[12345] ^= 1;
+  EXPECT_EQ(a.Fingerprint(x), a.Fingerprint(x));
+  EXPECT_NE(a.Fingerprint(x), a.Fingerprint(y));
+  EXPECT_NE(a.Fingerprint(x), b.Fingerprint(x));
 }
 
 }  // namespace
