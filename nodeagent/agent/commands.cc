@@ -378,15 +378,23 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
 int CmdSnapshots(const GlobalOptions& g, const std::string& volume_id) {
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());
-  auto snaps = (*r)->ListSnapshots();
+  std::vector<repo::Repository::DamagedSnapshot> damaged;
+  auto snaps = (*r)->ListSnapshots(&damaged);
   if (!snaps.ok()) return Fail(g, snaps.status());
+  for (const auto& d : damaged) {
+    std::cerr << "bunker-agent: warning: snapshot " << repo::ShortHex(d.id)
+              << " is damaged and not listed (run check): " << d.status.message() << std::endl;
+  }
   if (g.json) {
-    json arr = json::array();
+    json arr = json::array(), bad = json::array();
     for (const auto& s : *snaps) {
       if (!volume_id.empty() && s.snapshot.volume_id != volume_id) continue;
       arr.push_back(SnapshotJson(s.id, s.snapshot));
     }
-    PrintJson({{"snapshots", arr}});
+    for (const auto& d : damaged) {
+      bad.push_back({{"id", repo::ToHex(d.id)}, {"error", d.status.message()}});
+    }
+    PrintJson({{"snapshots", arr}, {"damaged", bad}});
     return kExitOk;
   }
   std::printf("%-14s %-25s %-6s %-12s %-12s %-12s %s\n", "ID", "TIME", "MODE", "KIND", "SIZE",

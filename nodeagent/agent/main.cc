@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -150,8 +151,16 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // --json may not have been parsed yet when the error struck.
+    bool json = false;
+    for (int i = 1; i < argc; ++i) json = json || std::string_view(argv[i]) == "--json";
+    if (json) {
+      g.json = true;
+      return Fail(g, bunker::InvalidArgument(std::string(e.what()) + " (see --help)"));
+    }
+    app.exit(e);
+    return kExitUsage;
   }
   bunker::InitLogging(log_level);
 

@@ -119,7 +119,8 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
       snap.parent = options.parent;
       parent = std::move(*p);
     } else {
-      ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo->ListSnapshots());
+      std::vector<repo::Repository::DamagedSnapshot> damaged;  // skipped as parents
+      ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo->ListSnapshots(&damaged));
       for (auto it = all.rbegin(); it != all.rend(); ++it) {
         if (it->snapshot.volume_id == snap.volume_id && it->snapshot.mode == "block") {
           snap.parent = it->id;

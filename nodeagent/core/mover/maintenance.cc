@@ -468,7 +468,8 @@ Result<RepoStats> Stats(repo::Repository* repo) {
   RETURN_IF_ERROR(ListIds(repo->backend(), "data/", &packs, nullptr));
   st.packs = packs.size();
   for (const auto& [id, info] : packs) st.stored_bytes += info.size;
-  ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> snaps, repo->ListSnapshots());
+  std::vector<repo::Repository::DamagedSnapshot> damaged;  // check reports them
+  ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> snaps, repo->ListSnapshots(&damaged));
   st.snapshots = snaps.size();
   std::set<std::string> volumes;
   for (const repo::SnapshotRef& s : snaps) {

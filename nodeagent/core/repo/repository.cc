@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "nodeagent/core/crypto/crypto.h"
@@ -313,15 +314,20 @@ Result<ObjectId> Repository::SaveSnapshot(const Snapshot& s, BlobCodec* codec) {
   return id;
 }
 
-Result<std::vector<SnapshotRef>> Repository::ListSnapshots() {
+Result<std::vector<SnapshotRef>> Repository::ListSnapshots(std::vector<DamagedSnapshot>* damaged) {
   std::vector<ObjectId> ids;
   RETURN_IF_ERROR(ListNames(backend_.get(), "snapshots/", &ids).Annotate("list snapshots"));
   BlobCodec codec(key_);
   std::vector<SnapshotRef> out;
   out.reserve(ids.size());
   for (const ObjectId& id : ids) {
-    ASSIGN_OR_RETURN(Snapshot s, LoadSnapshot(id, &codec));
-    out.push_back(SnapshotRef{id, std::move(s)});
+    Result<Snapshot> s = LoadSnapshot(id, &codec);
+    if (!s.ok()) {
+      if (damaged == nullptr || s.status().code() != Code::kCorruption) return s.status();
+      damaged->push_back(DamagedSnapshot{id, s.status()});
+      continue;
+    }
+    out.push_back(SnapshotRef{id, std::move(*s)});
   }
   std::sort(out.begin(), out.end(), [](const SnapshotRef& a, const SnapshotRef& b) {
     return a.snapshot.time < b.snapshot.time || (a.snapshot.time == b.snapshot.time && a.id < b.id);
@@ -336,7 +342,13 @@ Result<SnapshotRef> Repository::FindSnapshot(std::string_view what, std::string_
     return InvalidArgument("snapshot \"" + std::string(what) +
                            "\": give \"latest\", a snapshot id, or at least 6 of its hex digits");
   }
-  ASSIGN_OR_RETURN(std::vector<SnapshotRef> all, ListSnapshots());
+  std::vector<DamagedSnapshot> damaged;
+  ASSIGN_OR_RETURN(std::vector<SnapshotRef> all, ListSnapshots(&damaged));
+  for (const DamagedSnapshot& d : damaged) {
+    if (what != "latest" && ToHex(d.id).starts_with(what)) return d.status;
+    spdlog::warn("snapshot {} is damaged and was skipped (run check): {}", ShortHex(d.id),
+                 d.status.message());
+  }
   std::vector<SnapshotRef*> matches;
   for (SnapshotRef& s : all) {
     if (!volume_id.empty() && s.snapshot.volume_id != volume_id) continue;

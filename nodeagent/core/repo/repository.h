@@ -82,8 +82,16 @@ class Repository {
   Result<std::vector<PackEntries>> ReadIndexFile(const ObjectId& id, BlobCodec* codec);
   Result<ObjectId> SaveIndex(const std::vector<PackEntries>& packs, BlobCodec* codec);
 
-  // Snapshots, oldest first.
-  Result<std::vector<SnapshotRef>> ListSnapshots();
+  // Snapshots, oldest first. A snapshot object that fails to decode
+  // (Corruption) is skipped and reported in *damaged when `damaged` is given,
+  // so one damaged snapshot does not block every other volume; without it the
+  // listing fails (what prune needs: it never acts on partial knowledge).
+  // Other errors (I/O, listing) always fail.
+  struct DamagedSnapshot {
+    ObjectId id{};
+    Status status;
+  };
+  Result<std::vector<SnapshotRef>> ListSnapshots(std::vector<DamagedSnapshot>* damaged = nullptr);
   Result<Snapshot> LoadSnapshot(const ObjectId& id, BlobCodec* codec);
   Result<ObjectId> SaveSnapshot(const Snapshot& s, BlobCodec* codec);
   // "latest" (of `volume_id` if given), a full id, or a unique hex prefix (≥ 6).
