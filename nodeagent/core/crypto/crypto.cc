@@ -372,8 +372,7 @@ Fingerprint Gmac::Compute(ByteSpan data) {
   }
   uint8_t none[16];
   if (EVP_EncryptFinal_ex(c, none, &outl) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag.size()), tag.data()) !=
-          1) {
+      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag.size()), tag.data()) != 1) {
     std::abort();
   }
   return tag;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -45,9 +46,11 @@ Lease::~Lease() { Release().IgnoreError(); }
 Status Lease::Write() {
   int64_t start = SteadyMs();
   info_.expires = NowUnix() + options_.ttl.count();
-  json j = {{"holder", info_.holder},       {"host", info_.host},           {"pid", info_.pid},
-            {"operation", info_.operation}, {"exclusive", info_.exclusive}, {"nonce", nonce_},
-            {"created", info_.created},     {"expires", info_.expires}};
+  json j = {
+      {"holder", info_.holder},       {"host", info_.host},     {"pid", info_.pid},
+      {"boot_id", info_.boot_id},     {"pid_ns", info_.pid_ns}, {"operation", info_.operation},
+      {"exclusive", info_.exclusive}, {"nonce", nonce_},        {"created", info_.created},
+      {"expires", info_.expires}};
   BlobCodec codec(repo_->key());
   Bytes sealed;
   RETURN_IF_ERROR(codec.Seal(kAadLease, AsBytes(j.dump()), &sealed));
@@ -88,6 +91,8 @@ Result<std::vector<LeaseInfo>> Lease::ListAll(Repository* repo,
     l.name = name;
     l.holder = j.value("holder", "");
     l.host = j.value("host", "");
+    l.boot_id = j.value("boot_id", "");
+    l.pid_ns = j.value("pid_ns", "");
     l.pid = j.value("pid", int64_t{0});
     l.operation = j.value("operation", "");
     l.exclusive = j.value("exclusive", true);
@@ -99,11 +104,33 @@ Result<std::vector<LeaseInfo>> Lease::ListAll(Repository* repo,
 }
 
 bool Lease::IsStale(const LeaseInfo& l, std::chrono::seconds skew) {
-  if (l.host == HostName() && l.pid > 0) {
-    // A process on this host: stale exactly when it is gone.
+  static const LeaseInfo self = LocalIdentity();
+  if (l.pid > 0 && !l.boot_id.empty() && l.host == self.host && l.boot_id == self.boot_id &&
+      l.pid_ns == self.pid_ns) {
+    // A process of this boot and pid namespace: stale exactly when it is gone.
     return ::kill(static_cast<pid_t>(l.pid), 0) != 0 && errno == ESRCH;
   }
   return l.expires + skew.count() < NowUnix();
+}
+
+LeaseInfo Lease::LocalIdentity() {
+  LeaseInfo l;
+  l.host = HostName();
+  l.pid = ::getpid();
+  if (std::FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+    char buf[64] = {};
+    if (std::fgets(buf, sizeof(buf), f) != nullptr) {
+      l.boot_id = buf;
+      while (!l.boot_id.empty() && (l.boot_id.back() == '\n' || l.boot_id.back() == ' ')) {
+        l.boot_id.pop_back();
+      }
+    }
+    std::fclose(f);
+  }
+  char ns[128] = {};
+  ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+  if (n > 0) l.pid_ns.assign(ns, static_cast<size_t>(n));
+  return l;
 }
 
 Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
@@ -129,8 +156,11 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
   Bytes rnd(16);
   RETURN_IF_ERROR(crypto::RandomBytes(rnd));
   info.name = "locks/" + HexEncode(rnd);
-  info.host = HostName();
-  info.pid = ::getpid();
+  LeaseInfo self = LocalIdentity();
+  info.host = self.host;
+  info.boot_id = self.boot_id;
+  info.pid_ns = self.pid_ns;
+  info.pid = self.pid;
   info.holder = info.host + ":" + std::to_string(info.pid);
   info.operation = std::move(operation);
   info.exclusive = exclusive;

@@ -37,6 +37,11 @@ struct LeaseInfo {
   std::string name;  // locks/<id>
   std::string holder;
   std::string host;
+  // Where `pid` means something: the kernel boot and the pid namespace. Two
+  // pods can share a host name (and pid numbers); only a lease written from
+  // this very boot and pid namespace can be judged by looking up its pid.
+  std::string boot_id;
+  std::string pid_ns;
   int64_t pid = 0;
   std::string operation;
   bool exclusive = false;
@@ -67,8 +72,11 @@ class Lease {
   // with their name in `unreadable`).
   static Result<std::vector<LeaseInfo>> ListAll(Repository* repo,
                                                 std::vector<std::string>* unreadable);
-  // True if `l` is past expiry + skew, or names this host and a dead pid.
+  // True if `l` is past expiry + skew, or was written in this boot and pid
+  // namespace by a process that no longer runs.
   static bool IsStale(const LeaseInfo& l, std::chrono::seconds skew);
+  // This process's host, boot id and pid namespace, as a lease records them.
+  static LeaseInfo LocalIdentity();
 
  private:
   Lease(Repository* repo, LeaseInfo info, const LeaseOptions& options);

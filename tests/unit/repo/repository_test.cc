@@ -141,8 +141,9 @@ TEST_F(RepositoryTest, ExclusiveLeaseExcludesEveryOtherLease) {
 }
 
 TEST_F(RepositoryTest, LeaseOfADeadProcessOnThisHostIsStale) {
-  LeaseInfo l;
-  l.host = HostName();
+  LeaseInfo l = Lease::LocalIdentity();
+  ASSERT_FALSE(l.boot_id.empty());
+  ASSERT_FALSE(l.pid_ns.empty());
   l.pid = 999999999;  // above pid_max: no such process
   l.expires = std::time(nullptr) + 3600;
   EXPECT_TRUE(Lease::IsStale(l, std::chrono::seconds(60)));
@@ -151,6 +152,16 @@ TEST_F(RepositoryTest, LeaseOfADeadProcessOnThisHostIsStale) {
   l.host = "another-host";
   l.pid = 999999999;
   EXPECT_FALSE(Lease::IsStale(l, std::chrono::seconds(60)));
+  // Same host name, another pid namespace (two pods of one Job): the pid says
+  // nothing here, so only the expiry counts (kopia #1087).
+  LeaseInfo pod = Lease::LocalIdentity();
+  pod.pid_ns = "pid:[1]";
+  pod.pid = 999999999;
+  pod.expires = std::time(nullptr) + 3600;
+  EXPECT_FALSE(Lease::IsStale(pod, std::chrono::seconds(60)));
+  pod.pid_ns = Lease::LocalIdentity().pid_ns;
+  pod.boot_id = "another-boot";
+  EXPECT_FALSE(Lease::IsStale(pod, std::chrono::seconds(60))) << "after a reboot pids are reused";
   l.expires = std::time(nullptr) - 120;
   EXPECT_TRUE(Lease::IsStale(l, std::chrono::seconds(60)));
   l.expires = std::time(nullptr) - 30;
