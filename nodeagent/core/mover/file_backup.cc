@@ -21,7 +21,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <memory>
 #include <thread>
@@ -243,7 +242,8 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
       snap.parent = options_.parent;
       parent_snap = std::move(*p);
     } else {
-      ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo_->ListSnapshots());
+      std::vector<repo::Repository::DamagedSnapshot> damaged;  // skipped as parents
+      ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo_->ListSnapshots(&damaged));
       for (auto it = all.rbegin(); it != all.rend(); ++it) {
         if (it->snapshot.volume_id == snap.volume_id && it->snapshot.mode == "file" &&
             it->snapshot.tree) {
@@ -287,9 +287,10 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
   queue_.Close();
   for (auto& t : threads) t.join();
   if (!walked.ok()) error_.Set(walked);
-  if (error_.failed()) return error_.Get().Annotated("backup of " + options_.root);
-  if (!root_tree_)
-    return Internal("backup of " + options_.root + ": the root tree was not written");
+  if (error_.failed()) return error_.Get();
+  if (!root_tree_) {
+    return Internal("the root tree of " + options_.root + " was not written");
+  }
   snap.tree = root_tree_;
   if (vanished_ > 0) {
     spdlog::warn("backup of {}: {} entries vanished during the walk and are not in the snapshot",
@@ -712,28 +713,33 @@ Status FileBackup::ChunkFile(FileJob* job, BlobCodec* codec, Bytes* buf, Bytes* 
   bool sparse = static_cast<uint64_t>(job->st.st_blocks) * 512 < size;
   if (size >= (4u << 20)) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   uint64_t off = 0;
-  for (;;) {
-    uint64_t end = std::numeric_limits<uint64_t>::max();
+  // A file is read up to the size it had when opened (the metadata recorded
+  // with it): that spares the read that would only find EOF.
+  while (off < size) {
+    uint64_t end = size;
     if (sparse) {
       off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
       if (data < 0 && errno == ENXIO) {
         // No data after off: the rest (to the current size) is a hole.
         struct stat now;
         if (::fstat(fd, &now) != 0) return ErrnoStatus("stat " + job->path, errno);
-        if (static_cast<uint64_t>(now.st_size) > off) {
-          AddHole(&content, static_cast<uint64_t>(now.st_size) - off);
-          off = static_cast<uint64_t>(now.st_size);
+        uint64_t stop = std::min(size, static_cast<uint64_t>(now.st_size));
+        if (stop > off) {
+          AddHole(&content, stop - off);
+          off = stop;
         }
         break;
       }
       if (data < 0) {
         sparse = false;  // not supported here: read everything
       } else {
-        AddHole(&content, static_cast<uint64_t>(data) - off);
-        off = static_cast<uint64_t>(data);
+        uint64_t start = std::min(size, static_cast<uint64_t>(data));
+        AddHole(&content, start - off);
+        off = start;
+        if (off == size) break;
         off_t hole = ::lseek(fd, data, SEEK_HOLE);
         if (hole < 0) return ErrnoStatus("seek in " + job->path, errno);
-        end = static_cast<uint64_t>(hole);
+        end = std::min(size, static_cast<uint64_t>(hole));
       }
     }
     bool eof = false;
