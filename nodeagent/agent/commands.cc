@@ -13,6 +13,7 @@
 
 #include "nodeagent/agent/progress_printer.h"
 #include "nodeagent/core/backend/backend.h"
+#include "nodeagent/core/backend/fault_backend.h"
 #include "nodeagent/core/io/block_io.h"
 #include "nodeagent/core/mover/block_backup.h"
 #include "nodeagent/core/mover/file_backup.h"
@@ -73,7 +74,12 @@ Result<std::unique_ptr<backend::Backend>> OpenLocation(const GlobalOptions& g, b
   opts.s3_endpoint = g.s3_endpoint;
   opts.s3_region = g.s3_region;
   opts.s3_ca_file = g.s3_ca_file;
-  return backend::OpenBackend(g.repo, opts, create);
+  ASSIGN_OR_RETURN(std::unique_ptr<backend::Backend> b, backend::OpenBackend(g.repo, opts, create));
+  // Tests only: inject storage faults (see fault_backend.h).
+  if (const char* faults = std::getenv("BUNKER_FAULTS"); faults != nullptr && *faults != '\0') {
+    return backend::FaultBackend::Wrap(std::move(b), faults);
+  }
+  return b;
 }
 
 Result<std::unique_ptr<repo::Repository>> OpenRepo(const GlobalOptions& g) {

@@ -368,6 +368,23 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
     }
   }
 
+  // A second listing of snapshots must agree with the first: a store whose
+  // listings come back short (restic #4612) must not make prune forget a
+  // snapshot's data.
+  {
+    ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> again, repo->ListSnapshots());
+    std::set<ObjectId> a, b2;
+    for (const auto& s : snaps) a.insert(s.id);
+    for (const auto& s : again) b2.insert(s.id);
+    if (a != b2) {
+      return FailedPrecondition(
+          "prune refuses to run: two listings of snapshots disagree (" + std::to_string(a.size()) +
+          " vs " + std::to_string(b2.size()) +
+          " snapshots); the location's listings are unreliable or another process changed "
+          "snapshots");
+    }
+  }
+
   // Plan per pack: keep, delete (no live blob), or repack (mostly garbage).
   IdSet kept;  // a blob kept once; later copies are garbage
   std::vector<PackEntries> keep_packs;
