@@ -135,6 +135,24 @@ Status NfsServer::StartOnce(const NfsServerOptions& options, int attempt, bool& 
     log << "=== harness: attempt " << attempt << ", NFS port " << nfs_port_ << ", MOUNT port "
         << mount_port_ << " ===\n";
   }
+  return SpawnAndWait(options, may_retry);
+}
+
+Status NfsServer::Restart(const NfsServerOptions& options) {
+  process_.Kill();  // idempotent: a no-op when it is not running
+  {
+    std::ofstream log(log_path_, std::ios::app);
+    log << "=== harness: restart, NFS port " << nfs_port_ << ", MOUNT port " << mount_port_
+        << " ===\n";
+  }
+  bool may_retry = false;
+  return SpawnAndWait(options, may_retry).Annotate("restart nfs-ganesha");
+}
+
+Status NfsServer::SpawnAndWait(const NfsServerOptions& options, bool& may_retry) {
+  may_retry = false;
+  const fs::path dir = temp_.path();
+  const fs::path conf = dir / "ganesha.conf";
   ASSIGN_OR_RETURN(const fs::path ganesha, FindExecutable("ganesha.nfsd"));
   const auto deadline = Clock::now() + options.start_timeout;
   ASSIGN_OR_RETURN(RpcRegistrationLock registering,

@@ -75,10 +75,20 @@ class NfsServer {
   // SIGKILL, as if the server crashed; clients then fail to connect.
   void Kill() { process_.Kill(); }
 
+  // Starts ganesha again with the same configuration, ports and export, as a
+  // server that comes back after a crash or a reboot (stopping it first with
+  // SIGKILL if it still runs), and waits until it answers like Start(). Url()
+  // stays valid. Fails (with the log tail) if a port was taken meanwhile.
+  // Call it from the thread that started the server (see process.h).
+  Status Restart(const NfsServerOptions& options = {});
+
  private:
   NfsServer() = default;
   // One try on fresh ports; sets `may_retry` when another try could succeed.
   Status StartOnce(const NfsServerOptions& options, int attempt, bool& may_retry);
+  // Spawns ganesha with the configuration written by StartOnce and waits until
+  // it answers; sets `may_retry` when it exited during start.
+  Status SpawnAndWait(const NfsServerOptions& options, bool& may_retry);
 
   // Declaration order is destruction order in reverse: the process stops
   // before rpcbind is released and before the directory goes.

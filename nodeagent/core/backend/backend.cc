@@ -6,6 +6,7 @@
 #include <string>
 
 #include "nodeagent/core/backend/file_backend.h"
+#include "nodeagent/core/backend/nfs_backend.h"
 
 namespace bunker::backend {
 
@@ -92,6 +93,9 @@ Result<std::unique_ptr<Backend>> OpenBackend(std::string_view url, const Backend
   ASSIGN_OR_RETURN(LocationUrl loc, ParseLocationUrl(url));
   if (loc.scheme == "file") {
     return FileBackend::Open(loc.path, create);
+  }
+  if (loc.scheme == "nfs") {
+    return NfsBackend::Open(url, create);
   }
   return Unimplemented("the " + loc.scheme +
                        " backend is not built yet; this bunker-agent supports file:// locations");
