@@ -6,7 +6,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test unit integration demo bench lint clean
+.PHONY: all deps configure build test unit integration demo bench soak fuzz lint clean
 
 all: build
 
@@ -37,6 +37,18 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory build
 	@bash tests/bench/run.sh $(BUILD_DIR)
+
+# Long randomized runs, bounded in time (SOAK_MINUTES, default 20): the model
+# test over many seeds, with faults, kills and concurrent writers.
+SOAK_MINUTES ?= 20
+soak: deps
+	@$(MAKE) --no-print-directory build
+	@bash tests/soak.sh $(BUILD_DIR) $(SOAK_MINUTES)
+
+# libFuzzer over every decoder, FUZZ_SECONDS per harness (clang build of its own).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # clang-format check on every C++ file, clang-tidy on C++ files changed
 # against origin/main (or the last commit when there is no remote).
