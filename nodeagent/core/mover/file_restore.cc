@@ -6,11 +6,12 @@
 // linkat), so no name from the snapshot is ever resolved by the kernel as a
 // path and no symlink is ever followed: a tree can only create entries below
 // the target. Names are validated by the tree decoder (single components,
-// sorted, unique). Regular files are cut into segments of their content that
-// worker threads fetch (ranged pack reads, every blob's MAC and id verified),
-// write with pwrite and, when a file's last segment is done, finish with its
-// owner, xattrs, mode and times. Directory metadata is applied after the
-// directory's children; holes are left sparse (ftruncate).
+// sorted, unique). The content of regular files goes to worker threads in
+// batches (pieces of several small files, or a stretch of a big one) that
+// they fetch with ranged pack reads covering neighbouring blobs, verify
+// (every blob's MAC and id), write with pwrite and, when a file's last piece
+// is written, finish with its owner, xattrs, mode and times. Directory metadata is applied after
+// the directory's children; holes are left sparse (ftruncate).
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,8 +19,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <unordered_set>
 
@@ -39,9 +43,11 @@ using repo::BlobType;
 namespace {
 
 constexpr int kMaxDepth = 512;
-constexpr uint64_t kSegmentBytes = 16u << 20;  // content bytes per worker task
-constexpr uint64_t kMaxRange = 8u << 20;       // bytes fetched per ranged read
-constexpr uint64_t kMaxGap = 256u << 10;       // unneeded bytes a range may span
+constexpr uint64_t kBatchBytes = 16u << 20;  // content bytes per worker task
+constexpr size_t kBatchFiles = 32;           // files per worker task
+constexpr int kMaxOpenFiles = 256;           // files created and not yet finished (descriptors)
+constexpr uint64_t kMaxRange = 8u << 20;     // bytes fetched per ranged read
+constexpr uint64_t kMaxGap = 256u << 10;     // unneeded bytes a range may span
 constexpr int kMaxWarnings = 20;
 
 std::string JoinPath(const std::string& dir, std::string_view name) {
@@ -66,23 +72,35 @@ struct timespec Timespec(int64_t ns) {
 }
 
 // A regular file being restored. `pending` counts the walker's hold plus the
-// segments not yet written; whoever brings it to zero applies the metadata
-// and closes the file.
+// pieces not yet written; whoever brings it to zero applies the metadata and
+// closes the file.
 struct OpenFile {
+  explicit OpenFile(std::function<void()> on_close) : on_close(std::move(on_close)) {}
+  ~OpenFile() { on_close(); }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+
+  std::function<void()> on_close;  // gives back the open-file slot
   Fd fd;
   Node meta;  // without content
   std::string path;
   std::atomic<int64_t> pending{1};
 };
 
+// One data blob to write at `offset` of `file`.
 struct Piece {
+  std::shared_ptr<OpenFile> file;
   repo::BlobLocation loc;
-  uint64_t offset = 0;  // in the file
+  uint64_t offset = 0;
 };
 
-struct Segment {
-  std::shared_ptr<OpenFile> file;
+// A worker's task: pieces of one or (small files) many files, so that blobs
+// lying close together in a pack are fetched with one ranged read whichever
+// files they belong to.
+struct Batch {
   std::vector<Piece> pieces;
+  uint64_t bytes = 0;
+  size_t files = 0;
 };
 
 class FileRestore {
@@ -93,7 +111,7 @@ class FileRestore {
         snapshot_(snapshot),
         options_(options),
         workers_(WorkerCount(options.workers, 2)),
-        queue_(static_cast<size_t>(workers_) * 2),
+        queue_(static_cast<size_t>(workers_)),
         is_root_(::geteuid() == 0) {}
 
   Result<RestoreResult> Run();
@@ -107,9 +125,8 @@ class FileRestore {
   Status ClearSlot(int dirfd, const Node& node, const std::string& path, bool* reuse_dir);
   Status CreateFile(int dirfd, const Node& node, const std::string& path);
   Status AddContent(const ContentRef& c, const std::string& path, const Node& node,
-                    const std::shared_ptr<OpenFile>& file, uint64_t* off, Segment* seg,
-                    uint64_t* seg_bytes);
-  Status PushSegment(Segment* seg, uint64_t* seg_bytes);
+                    const std::shared_ptr<OpenFile>& file, uint64_t* off);
+  Status PushBatch();
   Status CreateLink(int dirfd, const Node& node, const std::string& path);
   Status CreateSpecial(int dirfd, const Node& node, const std::string& path);
 
@@ -120,7 +137,7 @@ class FileRestore {
   void Warn(const std::string& msg);
 
   void Worker();
-  Status WriteSegment(const Segment& seg, BlobCodec* codec);
+  Status WriteBatch(Batch* batch, BlobCodec* codec);
   void Release(const std::shared_ptr<OpenFile>& file);
   Status FinishFile(OpenFile* file);
 
@@ -128,7 +145,13 @@ class FileRestore {
   const repo::Snapshot& snapshot_;
   const FileRestoreOptions& options_;
   const int workers_;
-  BoundedQueue<Segment> queue_;
+  // Open-file slots: bounds the descriptors held by files in flight. Declared
+  // before the batches, whose files give their slots back when destroyed.
+  std::mutex slots_mu_;
+  std::condition_variable slots_cv_;
+  int open_files_ = 0;  // guarded by slots_mu_
+  BoundedQueue<Batch> queue_;
+  Batch batch_;  // being filled by the walker
   const bool is_root_;
   ErrorSlot error_;
   std::unique_ptr<BlobCodec> walker_codec_;
@@ -200,6 +223,7 @@ Result<RestoreResult> FileRestore::Run() {
   std::vector<std::thread> threads;
   for (int i = 0; i < workers_; ++i) threads.emplace_back([this] { Worker(); });
   Status walked = RestoreDir(root.get(), *snapshot_.tree, "", 0);
+  if (walked.ok()) walked = PushBatch();
   if (walked.ok() && root_meta_) walked = ApplyFdMeta(root.get(), *root_meta_, "");
   queue_.Close();
   for (auto& t : threads) t.join();
@@ -293,10 +317,21 @@ Status FileRestore::RestoreNode(int dirfd, const Node& node, const std::string& 
 }
 
 Status FileRestore::CreateFile(int dirfd, const Node& node, const std::string& path) {
+  {
+    // Workers always make progress on queued batches (which hold fewer files
+    // than the limit), so this wait ends.
+    std::unique_lock lock(slots_mu_);
+    slots_cv_.wait(lock, [this] { return open_files_ < kMaxOpenFiles; });
+    ++open_files_;
+  }
+  auto file = std::make_shared<OpenFile>([this] {
+    std::lock_guard lock(slots_mu_);
+    --open_files_;
+    slots_cv_.notify_one();
+  });
   int fd = ::openat(dirfd, node.name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
                     0600);
   if (fd < 0) return ErrnoStatus("create " + path, errno);
-  auto file = std::make_shared<OpenFile>();
   file->fd = Fd(fd);
   file->path = path;
   file->meta.name = node.name;
@@ -307,14 +342,16 @@ Status FileRestore::CreateFile(int dirfd, const Node& node, const std::string& p
   file->meta.mtime_ns = node.mtime_ns;
   file->meta.xattrs = node.xattrs;
   if (node.links > 1) linkable_.insert(path);
+  // Holes are left unwritten; the size covers a trailing one. (Writes never
+  // go past the size, so this may run while pieces are being written.)
   if (node.size > 0 && ::ftruncate(fd, static_cast<off_t>(node.size)) != 0) {
     return ErrnoStatus("size " + path + " to " + std::to_string(node.size) + " bytes", errno);
   }
+  if (!node.content.empty() || !node.content_blobs.empty()) ++batch_.files;
 
-  uint64_t off = 0, seg_bytes = 0;
-  Segment seg{file, {}};
+  uint64_t off = 0;
   for (const ContentRef& c : node.content) {
-    RETURN_IF_ERROR(AddContent(c, path, node, file, &off, &seg, &seg_bytes));
+    RETURN_IF_ERROR(AddContent(c, path, node, file, &off));
   }
   for (const BlobId& list : node.content_blobs) {
     std::optional<repo::BlobLocation> loc = repo_->index().Find(list);
@@ -327,21 +364,20 @@ Status FileRestore::CreateFile(int dirfd, const Node& node, const std::string& p
         std::vector<ContentRef> content,
         DecodeContentBlob(plain, What(path) + " (content list " + repo::ShortHex(list) + ")"));
     for (const ContentRef& c : content) {
-      RETURN_IF_ERROR(AddContent(c, path, node, file, &off, &seg, &seg_bytes));
+      RETURN_IF_ERROR(AddContent(c, path, node, file, &off));
     }
   }
   if (off != node.size) {
     return Corruption(What(path) + ": the content covers " + std::to_string(off) +
                       " bytes, the file has " + std::to_string(node.size));
   }
-  RETURN_IF_ERROR(PushSegment(&seg, &seg_bytes));
+  if (batch_.files >= kBatchFiles) RETURN_IF_ERROR(PushBatch());
   Release(file);
   return Status::Ok();
 }
 
 Status FileRestore::AddContent(const ContentRef& c, const std::string& path, const Node& node,
-                               const std::shared_ptr<OpenFile>& file, uint64_t* off, Segment* seg,
-                               uint64_t* seg_bytes) {
+                               const std::shared_ptr<OpenFile>& file, uint64_t* off) {
   const uint64_t left = node.size - *off;
   if (c.is_hole()) {
     if (c.hole > left) return Corruption(What(path) + ": the content is longer than the file");
@@ -361,22 +397,21 @@ Status FileRestore::AddContent(const ContentRef& c, const std::string& path, con
   if (loc->entry.raw_length > left) {
     return Corruption(What(path) + ": the content is longer than the file");
   }
-  seg->pieces.push_back(Piece{*loc, *off});
+  file->pending.fetch_add(1, std::memory_order_relaxed);
+  batch_.pieces.push_back(Piece{file, *loc, *off});
   *off += loc->entry.raw_length;
-  *seg_bytes += loc->entry.raw_length;
-  if (*seg_bytes >= kSegmentBytes) {
-    RETURN_IF_ERROR(PushSegment(seg, seg_bytes));
-    seg->file = file;
+  batch_.bytes += loc->entry.raw_length;
+  if (batch_.bytes >= kBatchBytes) {
+    RETURN_IF_ERROR(PushBatch());
+    batch_.files = 1;  // the file goes on in the next batch
   }
   return Status::Ok();
 }
 
-Status FileRestore::PushSegment(Segment* seg, uint64_t* seg_bytes) {
-  *seg_bytes = 0;
-  if (seg->pieces.empty()) return Status::Ok();
-  seg->file->pending.fetch_add(1, std::memory_order_relaxed);
-  Segment out{seg->file, std::move(seg->pieces)};
-  seg->pieces.clear();
+Status FileRestore::PushBatch() {
+  Batch out = std::move(batch_);
+  batch_ = Batch();
+  if (out.pieces.empty()) return Status::Ok();
   if (!queue_.Push(std::move(out))) {
     return error_.failed() ? error_.Get() : Aborted("restore stopped");
   }
@@ -517,20 +552,22 @@ Status FileRestore::ApplyPathMeta(int dirfd, const Node& node, const std::string
 
 void FileRestore::Worker() {
   std::unique_ptr<BlobCodec> codec = repo_->NewCodec();
-  while (std::optional<Segment> seg = queue_.Pop()) {
+  while (std::optional<Batch> batch = queue_.Pop()) {
     if (error_.failed()) continue;
-    Status st = WriteSegment(*seg, codec.get());
+    Status st = WriteBatch(&*batch, codec.get());
     if (!st.ok()) {
       error_.Set(std::move(st));
       queue_.Close();
-      continue;
     }
-    Release(seg->file);
   }
 }
 
-Status FileRestore::WriteSegment(const Segment& seg, BlobCodec* codec) {
-  const std::vector<Piece>& pieces = seg.pieces;
+Status FileRestore::WriteBatch(Batch* batch, BlobCodec* codec) {
+  std::vector<Piece>& pieces = batch->pieces;
+  std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
+    return a.loc.pack != b.loc.pack ? a.loc.pack < b.loc.pack
+                                    : a.loc.entry.offset < b.loc.entry.offset;
+  });
   Bytes plain;
   for (size_t i = 0; i < pieces.size();) {
     // One ranged read for a run of blobs that sit close together in a pack.
@@ -540,11 +577,12 @@ Status FileRestore::WriteSegment(const Segment& seg, BlobCodec* codec) {
     size_t j = i + 1;
     while (j < pieces.size()) {
       const repo::BlobLocation& l = pieces[j].loc;
-      if (l.pack != first.pack || l.entry.offset < end || l.entry.offset - end > kMaxGap ||
-          l.entry.offset + l.entry.length - start > kMaxRange) {
+      // Sorted by offset; the same blob may come twice (files sharing a chunk).
+      if (l.pack != first.pack || l.entry.offset > end + kMaxGap ||
+          uint64_t{l.entry.offset} + l.entry.length - start > kMaxRange) {
         break;
       }
-      end = l.entry.offset + l.entry.length;
+      end = std::max<uint64_t>(end, uint64_t{l.entry.offset} + l.entry.length);
       ++j;
     }
     const std::string name = repo::PackName(first.pack);
@@ -561,16 +599,18 @@ Status FileRestore::WriteSegment(const Segment& seg, BlobCodec* codec) {
       ++fetched_;
       size_t done = 0;
       while (done < plain.size()) {
-        ssize_t w = ::pwrite(seg.file->fd.get(), plain.data() + done, plain.size() - done,
+        ssize_t w = ::pwrite(p.file->fd.get(), plain.data() + done, plain.size() - done,
                              static_cast<off_t>(p.offset + done));
         if (w < 0) {
           if (errno == EINTR) continue;
-          return ErrnoStatus("write " + seg.file->path, errno);
+          return ErrnoStatus("write " + p.file->path, errno);
         }
         done += static_cast<size_t>(w);
       }
       written_ += plain.size();
       if (options_.progress) options_.progress->bytes_done += plain.size();
+      Release(p.file);
+      if (error_.failed()) return Status::Ok();  // Release reported it
     }
   }
   return Status::Ok();

@@ -406,6 +406,36 @@ TEST_F(FileModeTest, PagedTreesAndContentListBlobsRoundTrip) {
   EXPECT_EQ(*again->snapshot.tree, *b->snapshot.tree);
 }
 
+TEST_F(FileModeTest, ManySmallFilesOnManyWorkers) {
+  for (int d = 0; d < 20; ++d) {
+    fs::path dir = src_ / ("d" + std::to_string(d % 5)) / ("e" + std::to_string(d));
+    fs::create_directories(dir);
+    for (int f = 0; f < 40; ++f) {
+      Write(dir / ("f" + std::to_string(f)), RandomBytes(static_cast<size_t>(f * 997 + d), f + d));
+    }
+  }
+  FileBackupOptions o;
+  o.workers = 4;
+  Result<BackupResult> b = Backup(o);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->snapshot.stats.files_new, 800u);
+  FileRestoreOptions ro;
+  ro.workers = 4;
+  Result<RestoreResult> r = Restore(b->snapshot, tmp_.path() / "out", ro);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ExpectSameTree(src_, tmp_.path() / "out");
+}
+
+TEST_F(FileModeTest, DeviceNodesNeedAllowSpecial) {
+  std::string dev =
+      "{\"name\":\"null\"," + Meta("chardev") + ",\"rdev\":" + std::to_string(makedev(1, 3)) + "}";
+  BlobId tree = PutBlob(Tree(dev + "," + FileNode("z")), BlobType::kMeta);
+  Result<RestoreResult> r = Restore(SnapshotOf(tree), tmp_.path() / "out");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(fs::exists(fs::symlink_status(tmp_.path() / "out" / "null")));
+  EXPECT_TRUE(fs::exists(tmp_.path() / "out" / "z"));
+}
+
 TEST_F(FileModeTest, RestoreRefusesNonEmptyTargetUnlessOverwrite) {
   Write(src_ / "f", "new content");
   Result<BackupResult> b = Backup();
@@ -511,6 +541,16 @@ TEST_F(FileModeTest, RestoreRefusesSymlinkEscapes) {
   ExpectRefused(Tree(FileNode("f", "", 0, 2) + ",{\"name\":\"h\"," + Meta("hardlink") +
                      ",\"link_to\":\"/f\"}"),
                 "absolute hard link");
+}
+
+TEST_F(FileModeTest, RestoreRefusesPagesOutOfOrder) {
+  BlobId page2 = PutBlob(Tree(FileNode("a")), BlobType::kMeta);
+  ExpectRefused(
+      "{\"version\":1,\"nodes\":[" + FileNode("b") + "],\"next\":\"" + repo::ToHex(page2) + "\"}",
+      "a later page with a smaller name");
+  ExpectRefused(
+      "{\"version\":1,\"nodes\":[" + FileNode("b") + "],\"next\":\"" + std::string(64, 'e') + "\"}",
+      "a missing page");
 }
 
 TEST_F(FileModeTest, RestoreRefusesBadContent) {
