@@ -130,6 +130,9 @@ class NfsConnection::IoLoop {
   struct Task {
     std::function<void()> start;         // on the I/O thread, once mounted
     std::function<void(Status)> cancel;  // when it will never start
+    // False for operations on an open file: they must not wait for (or cause)
+    // a new mount, since a file of an older mount is stale anyway.
+    bool needs_mount = true;
   };
 
   IoLoop(const NfsMountSpec& spec, std::atomic<uint64_t>* mounts) : spec_(spec), mounts_(mounts) {}
@@ -390,7 +393,7 @@ class NfsConnection::IoLoop {
   }
 
   void Dispatch(Task task) {
-    if (state_ == State::kReady) {
+    if (state_ == State::kReady || !task.needs_mount) {
       task.start();
     } else {
       waiting_.push_back(std::move(task));
@@ -530,7 +533,7 @@ Result<std::unique_ptr<NfsConnection>> NfsConnection::Start(NfsMountSpec spec) {
   return conn;
 }
 
-Status NfsConnection::Run(std::function<void(const Finish&)> start) {
+Status NfsConnection::Run(std::function<void(const Finish&)> start, bool needs_mount) {
   struct Waiter {
     std::mutex mu;
     std::condition_variable cv;
@@ -550,7 +553,8 @@ Status NfsConnection::Run(std::function<void(const Finish&)> start) {
     waiter->cv.notify_all();
   };
   load_.fetch_add(1, std::memory_order_relaxed);
-  loop_->Submit(IoLoop::Task{[start = std::move(start), finish] { start(finish); }, finish});
+  loop_->Submit(
+      IoLoop::Task{[start = std::move(start), finish] { start(finish); }, finish, needs_mount});
   std::unique_lock<std::mutex> lock(waiter->mu);
   waiter->cv.wait(lock, [&] { return waiter->done; });
   load_.fetch_sub(1, std::memory_order_relaxed);
@@ -609,32 +613,36 @@ Result<NfsFile> NfsConnection::OpenForRead(const std::string& path) {
 
 void NfsConnection::Close(NfsFile file) {
   IoLoop* loop = loop_.get();
-  Status st = Run([&](const Finish& finish) {
-    loop->CloseHandle(file);
-    finish(Status::Ok());
-  });
+  Status st = Run(
+      [&](const Finish& finish) {
+        loop->CloseHandle(file);
+        finish(Status::Ok());
+      },
+      /*needs_mount=*/false);
   st.IgnoreError();  // only Aborted at shutdown, when the teardown freed it
 }
 
 Result<NfsAttr> NfsConnection::Fstat(NfsFile file) {
   NfsAttr out;
   IoLoop* loop = loop_.get();
-  Status st = Run([&](const Finish& finish) {
-    if (!loop->IsCurrent(file)) {
-      finish(loop->StaleHandle());
-      return;
-    }
-    loop->Issue([&](nfs_context* ctx, nfs_cb cb,
-                    void* priv) { return nfs_fstat64_async(ctx, file.fh, cb, priv); },
-                [&, finish](int err, void* data) {
-                  if (err < 0) {
-                    finish(NfsErrorStatus(spec_, "getattr", err, CallMessage(err, data)));
-                    return;
-                  }
-                  out = AttrFromStat(*static_cast<nfs_stat_64*>(data));
-                  finish(Status::Ok());
-                });
-  });
+  Status st = Run(
+      [&](const Finish& finish) {
+        if (!loop->IsCurrent(file)) {
+          finish(loop->StaleHandle());
+          return;
+        }
+        loop->Issue([&](nfs_context* ctx, nfs_cb cb,
+                        void* priv) { return nfs_fstat64_async(ctx, file.fh, cb, priv); },
+                    [&, finish](int err, void* data) {
+                      if (err < 0) {
+                        finish(NfsErrorStatus(spec_, "getattr", err, CallMessage(err, data)));
+                        return;
+                      }
+                      out = AttrFromStat(*static_cast<nfs_stat_64*>(data));
+                      finish(Status::Ok());
+                    });
+      },
+      /*needs_mount=*/false);
   if (!st.ok()) {
     return st;
   }
@@ -713,46 +721,50 @@ void Pump(Loop* loop, const NfsMountSpec& spec, const std::shared_ptr<Pipeline>&
 
 Status NfsConnection::Write(NfsFile file, uint64_t offset, ByteSpan data) {
   IoLoop* loop = loop_.get();
-  return Run([&](const Finish& finish) {
-    if (!loop->IsCurrent(file)) {
-      finish(loop->StaleHandle());
-      return;
-    }
-    auto p = std::make_shared<Pipeline>();
-    p->file = file;
-    p->base = offset;
-    p->src = data.empty() ? reinterpret_cast<const uint8_t*>("") : data.data();
-    p->size = data.size();
-    p->io_size = loop->write_size();
-    p->depth = std::max(1, spec_.io_depth);
-    p->finish = finish;
-    Pump(loop, spec_, p);
-  });
+  return Run(
+      [&](const Finish& finish) {
+        if (!loop->IsCurrent(file)) {
+          finish(loop->StaleHandle());
+          return;
+        }
+        auto p = std::make_shared<Pipeline>();
+        p->file = file;
+        p->base = offset;
+        p->src = data.empty() ? reinterpret_cast<const uint8_t*>("") : data.data();
+        p->size = data.size();
+        p->io_size = loop->write_size();
+        p->depth = std::max(1, spec_.io_depth);
+        p->finish = finish;
+        Pump(loop, spec_, p);
+      },
+      /*needs_mount=*/false);
 }
 
 Result<uint64_t> NfsConnection::Read(NfsFile file, uint64_t offset, MutableByteSpan out) {
   IoLoop* loop = loop_.get();
   uint64_t got = 0;
-  Status st = Run([&](const Finish& finish) {
-    if (!loop->IsCurrent(file)) {
-      finish(loop->StaleHandle());
-      return;
-    }
-    auto p = std::make_shared<Pipeline>();
-    p->file = file;
-    p->base = offset;
-    p->dst = out.data();
-    p->size = out.size();
-    p->io_size = loop->read_size();
-    p->depth = std::max(1, spec_.io_depth);
-    p->finish = [p_weak = std::weak_ptr<Pipeline>(p), &got, finish](Status s) {
-      if (auto q = p_weak.lock()) {
-        got = std::min(q->size, q->eof);
-      }
-      finish(std::move(s));
-    };
-    Pump(loop, spec_, p);
-  });
+  Status st = Run(
+      [&](const Finish& finish) {
+        if (!loop->IsCurrent(file)) {
+          finish(loop->StaleHandle());
+          return;
+        }
+        auto p = std::make_shared<Pipeline>();
+        p->file = file;
+        p->base = offset;
+        p->dst = out.data();
+        p->size = out.size();
+        p->io_size = loop->read_size();
+        p->depth = std::max(1, spec_.io_depth);
+        p->finish = [p_weak = std::weak_ptr<Pipeline>(p), &got, finish](Status s) {
+          if (auto q = p_weak.lock()) {
+            got = std::min(q->size, q->eof);
+          }
+          finish(std::move(s));
+        };
+        Pump(loop, spec_, p);
+      },
+      /*needs_mount=*/false);
   if (!st.ok()) {
     return st;
   }
@@ -761,18 +773,20 @@ Result<uint64_t> NfsConnection::Read(NfsFile file, uint64_t offset, MutableByteS
 
 Status NfsConnection::Fsync(NfsFile file) {
   IoLoop* loop = loop_.get();
-  return Run([&](const Finish& finish) {
-    if (!loop->IsCurrent(file)) {
-      finish(loop->StaleHandle());
-      return;
-    }
-    loop->Issue([&](nfs_context* ctx, nfs_cb cb,
-                    void* priv) { return nfs_fsync_async(ctx, file.fh, cb, priv); },
-                [&, finish](int err, void* data) {
-                  finish(err < 0 ? NfsErrorStatus(spec_, "commit", err, CallMessage(err, data))
-                                 : Status::Ok());
-                });
-  });
+  return Run(
+      [&](const Finish& finish) {
+        if (!loop->IsCurrent(file)) {
+          finish(loop->StaleHandle());
+          return;
+        }
+        loop->Issue([&](nfs_context* ctx, nfs_cb cb,
+                        void* priv) { return nfs_fsync_async(ctx, file.fh, cb, priv); },
+                    [&, finish](int err, void* data) {
+                      finish(err < 0 ? NfsErrorStatus(spec_, "commit", err, CallMessage(err, data))
+                                     : Status::Ok());
+                    });
+      },
+      /*needs_mount=*/false);
 }
 
 Result<NfsAttr> NfsConnection::Stat(const std::string& path) {

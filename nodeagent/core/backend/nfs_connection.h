@@ -138,12 +138,13 @@ class NfsConnection {
   class IoLoop;
   explicit NfsConnection(NfsMountSpec spec);
 
-  // Runs `start` on the I/O thread once the export is mounted; `start` must
-  // arrange for `finish` to be called exactly once (the I/O loop guarantees
-  // that the libnfs callbacks it registers run, even on teardown). Blocks until
-  // then and returns the status given to `finish`.
+  // Runs `start` on the I/O thread once the export is mounted (at once, without
+  // mounting, when `needs_mount` is false); `start` must arrange for `finish`
+  // to be called exactly once (the I/O loop guarantees that the libnfs
+  // callbacks it registers run, even on teardown). Blocks until then and
+  // returns the status given to `finish`.
   using Finish = std::function<void(Status)>;
-  Status Run(std::function<void(const Finish&)> start);
+  Status Run(std::function<void(const Finish&)> start, bool needs_mount = true);
 
   const NfsMountSpec spec_;
   std::unique_ptr<IoLoop> loop_;
