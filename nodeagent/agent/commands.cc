@@ -532,7 +532,8 @@ int CmdPrune(const GlobalOptions& g, const PruneArgs& a) {
                {"blobs_removed", rep->blobs_removed},
                {"bytes_before", rep->bytes_before},
                {"bytes_after", rep->bytes_after},
-               {"index_files_replaced", rep->index_files_replaced}});
+               {"index_files_replaced", rep->index_files_replaced},
+               {"temporaries_removed", rep->temporaries_removed}});
   } else {
     std::printf(
         "%s: %llu of %llu packs deleted, %llu repacked into %llu, %llu unreferenced "

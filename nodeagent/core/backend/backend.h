@@ -66,6 +66,15 @@ class Backend {
   virtual Status Delete(std::string_view name) = 0;
   virtual Status List(std::string_view prefix,
                       const std::function<Status(const ObjectInfo&)>& visit) = 0;
+
+  // Removes what interrupted writers left behind that is invisible to List
+  // (temporary files, unfinished multipart uploads) and older than
+  // `older_than_unix`. Returns how many were removed. Only prune calls it,
+  // under an exclusive lease. The default has nothing to remove.
+  virtual Result<uint64_t> RemoveStaleTemporaries(int64_t older_than_unix) {
+    (void)older_than_unix;
+    return uint64_t{0};
+  }
 };
 
 // Where a repository lives, parsed from a URL:

@@ -43,6 +43,9 @@ class FaultBackend final : public Backend {
   Status Delete(std::string_view name) override;
   Status List(std::string_view prefix,
               const std::function<Status(const ObjectInfo&)>& visit) override;
+  Result<uint64_t> RemoveStaleTemporaries(int64_t older_than_unix) override {
+    return inner_->RemoveStaleTemporaries(older_than_unix);
+  }
 
  private:
   enum class Op { kPut, kGet, kDelete, kList, kStat, kAny };

@@ -281,4 +281,32 @@ Status FileBackend::List(std::string_view prefix,
   });
 }
 
+Result<uint64_t> FileBackend::RemoveStaleTemporaries(int64_t older_than_unix) {
+  uint64_t removed = 0;
+  std::vector<std::string> dirs = {root_};
+  while (!dirs.empty()) {
+    std::string dir = std::move(dirs.back());
+    dirs.pop_back();
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return ErrnoStatus("list " + dir, errno);
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (n != "." && n != "..") names.emplace_back(n);
+    }
+    ::closedir(d);
+    for (const std::string& n : names) {
+      std::string path = dir + "/" + n;
+      struct stat st;
+      if (::lstat(path.c_str(), &st) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        dirs.push_back(path);
+      } else if (std::string_view(n).starts_with(kTempPrefix) && st.st_mtime < older_than_unix) {
+        if (::unlink(path.c_str()) == 0) ++removed;
+      }
+    }
+  }
+  return removed;
+}
+
 }  // namespace bunker::backend

@@ -30,6 +30,7 @@ class FileBackend final : public Backend {
   Status Delete(std::string_view name) override;
   Status List(std::string_view prefix,
               const std::function<Status(const ObjectInfo&)>& visit) override;
+  Result<uint64_t> RemoveStaleTemporaries(int64_t older_than_unix) override;
 
  private:
   explicit FileBackend(std::string root) : root_(std::move(root)) {}

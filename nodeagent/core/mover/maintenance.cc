@@ -475,6 +475,9 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
     RETURN_IF_ERROR(Failpoint("prune.delete_pack"));
     RETURN_IF_ERROR(b->Delete(repo::PackName(doomed[i])));
   }
+  // What killed writers left half-written (never listed, never referenced).
+  if (lease) RETURN_IF_ERROR(lease->CheckValid());
+  ASSIGN_OR_RETURN(report.temporaries_removed, b->RemoveStaleTemporaries(started));
   return report;
 }
 

@@ -75,6 +75,7 @@ struct PruneReport {
   uint64_t bytes_before = 0;
   uint64_t bytes_after = 0;
   uint64_t index_files_replaced = 0;
+  uint64_t temporaries_removed = 0;  // half-written uploads of killed writers
 };
 
 Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const PruneOptions& options);

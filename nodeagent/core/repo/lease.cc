@@ -181,6 +181,14 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
     lease->Release().IgnoreError();
     return st;
   }
+  // Leases judged stale (expired past the skew allowance, or of a dead
+  // process of this boot and pid namespace) are taken over: removed.
+  for (const LeaseInfo& l : *after) {
+    if (l.name != lease->info_.name && IsStale(l, options.skew)) {
+      spdlog::info("removing stale {}", Describe(l));
+      repo->backend()->Delete(l.name).IgnoreError();
+    }
+  }
   lease->refresher_ = std::thread([l = lease.get()] { l->RefreshLoop(); });
   return lease;
 }
