@@ -17,8 +17,11 @@
 //   BUNKER_IO_URING_SIMULATE_EPERM=1       io_uring setup fails with EPERM, as
 //       under a container's default seccomp profile (to test the fallback).
 //
-// Thread-safety: a reader or writer is used by one thread at a time. Blocks
-// and their buffers may be handed to and released on other threads.
+// Thread-safety: a reader or writer is used by one thread at a time, and
+// that thread must outlive the I/O it queued: the kernel cancels io_uring
+// requests whose submitting thread exits (ECANCELED), so do not call WriteAt
+// from short-lived worker threads and Finish from another. Blocks and their
+// buffers may be handed to and released on other threads.
 
 #include <cstdint>
 #include <memory>
