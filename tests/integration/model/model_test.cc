@@ -39,15 +39,15 @@ constexpr int kVolumes = 3;
 constexpr uint64_t kChunks = 6;  // 6 MiB volumes
 
 const char* const kBackupFaults[] = {
-    "put:error@2",   "put:fatal@3",   "get:flip@1",    "get:truncate@2",
-    "list:partial@2", "any:error@7",   "delete:error@1", "put:slow@1=200",
+    "put:error@2",    "put:fatal@3", "get:flip@1",     "get:truncate@2",
+    "list:partial@2", "any:error@7", "delete:error@1", "put:slow@1=200",
 };
 const char* const kBackupCrashPoints[] = {
-    "pack.before_put",   "pack.after_put",        "index.before_put",
-    "backup.before_index", "backup.before_snapshot", "snapshot.before_put",
+    "pack.before_put",       "pack.after_put",         "index.before_put",
+    "backup.before_index",   "backup.before_snapshot", "snapshot.before_put",
     "backup.after_snapshot", "file.put.before_rename", "lease.before_put",
 };
-const char* const kPruneFaults[] = {"list:partial@4", "get:flip@2", "put:error@1",
+const char* const kPruneFaults[] = {"list:partial@4", "get:flip@2",     "put:error@1",
                                     "delete:error@2", "list:partial@6", "any:fatal@9"};
 const char* const kPruneCrashPoints[] = {"prune.repack.add", "prune.before_index",
                                          "prune.delete_index", "prune.delete_pack",
@@ -73,10 +73,18 @@ class ModelTest : public AgentTest {
       for (uint64_t i = 0; i < kChunks; ++i) {
         uint64_t s = seed * 1000 + v * 100 + i;
         switch ((i + v) % 4) {
-          case 0: regions.push_back(Random(s)); break;
-          case 1: regions.push_back(Text(s)); break;
-          case 2: regions.push_back(Zero()); break;
-          default: regions.push_back(Random(s, kMiB / 2)); break;
+          case 0:
+            regions.push_back(Random(s));
+            break;
+          case 1:
+            regions.push_back(Text(s));
+            break;
+          case 2:
+            regions.push_back(Zero());
+            break;
+          default:
+            regions.push_back(Random(s, kMiB / 2));
+            break;
         }
       }
       ASSERT_NO_FATAL_FAILURE(WriteImage(Volume(v), regions));
@@ -156,8 +164,8 @@ class ModelTest : public AgentTest {
         env.push_back("BUNKER_FAULTS=");
         env.push_back("BUNKER_FAILPOINT=" + how);
       }
-      std::vector<std::string> args = {"backup", "--volume", attempt.string(), "--volume-id",
-                                       VolumeId(v), "--json"};
+      std::vector<std::string> args = {"backup",      "--volume",  attempt.string(),
+                                       "--volume-id", VolumeId(v), "--json"};
       if (Pick(5) == 0) args.push_back("--full");
       RunResult r = In(repo_, args, env);
       EXPECT_FALSE(r.timed_out) << r.Describe();
@@ -175,9 +183,9 @@ class ModelTest : public AgentTest {
         RunOptions opts;
         opts.env = Env();
         opts.timeout = kill ? std::chrono::milliseconds(50 + Pick(400)) : std::chrono::seconds(120);
-        std::vector<std::string> argv = {AgentBinary().string(), "--repo", UrlOf(repo_),
-                                         "backup", "--volume", a.string(), "--volume-id",
-                                         VolumeId(v), "--json"};
+        std::vector<std::string> argv = {
+            AgentBinary().string(), "--repo",    UrlOf(repo_), "backup", "--volume", a.string(),
+            "--volume-id",          VolumeId(v), "--json"};
         Result<RunResult> r = RunCommand(argv, opts);
         return r.ok() ? *r : RunResult{};
       };
