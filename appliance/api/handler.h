@@ -1,0 +1,70 @@
+#pragma once
+
+// ApiHandler: the REST API v1 as a pure function from request to response
+// (no sockets; server.cc feeds it). Routes, authentication (bearer tokens),
+// the ownership model, validation and the one error body live here; the
+// OpenAPI document (openapi.json) describes exactly these routes.
+//
+// Error policy: handlers throw ApiError (or let Status failures be converted)
+// inside; Handle() catches everything at its boundary, so it never throws. Bad
+// input is always a 4xx naming the field; 500 only for a bug or a failing
+// datastore. Each request is logged once (method, path without query,
+// status, duration, user) and counted in Metrics; bodies, tokens and
+// passwords are never logged.
+//
+// Ownership: the handler borrows `store`, `secrets` and `metrics`, which must
+// outlive it. Thread-safety: Handle() may run concurrently on many threads.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "appliance/api/http.h"
+#include "appliance/api/location_probe.h"
+#include "appliance/api/metrics.h"
+#include "appliance/auth/secret_box.h"
+#include "appliance/store/store.h"
+
+namespace bunker::api {
+
+struct HandlerOptions {
+  std::chrono::seconds token_ttl{std::chrono::hours(24)};
+  // Bodies above this are refused with 413 (the server enforces it while
+  // reading; the handler checks again).
+  size_t max_body_bytes = 1 << 20;
+};
+
+class ApiHandler {
+ public:
+  // `clock` returns unix seconds (injectable for token expiry tests).
+  ApiHandler(store::Store* store, const auth::SecretBox* secrets, Metrics* metrics,
+             LocationProber prober, HandlerOptions options,
+             std::function<int64_t()> clock = nullptr);
+
+  ApiResponse Handle(const ApiRequest& request);
+
+  // /readyz answers 200 only while ready (set by bunkerd once serving, cleared
+  // when shutting down).
+  void SetReady(bool ready) { ready_ = ready; }
+
+  struct Context;  // per-request state, defined in handler.cc
+
+ private:
+  ApiResponse Dispatch(Context& ctx);
+
+  store::Store* const store_;
+  const auth::SecretBox* const secrets_;
+  Metrics* const metrics_;
+  const LocationProber prober_;
+  const HandlerOptions options_;
+  const std::function<int64_t()> clock_;
+  std::atomic<bool> ready_{false};
+};
+
+// The OpenAPI 3 document served at /api/v1/openapi.json (appliance/api/openapi.json,
+// embedded at build time).
+const std::string& OpenApiDocument();
+
+}  // namespace bunker::api

@@ -1,0 +1,54 @@
+#include "appliance/api/metrics.h"
+
+#include <fmt/format.h>
+
+namespace bunker::api {
+
+void Metrics::RecordRequest(const std::string& method, const std::string& route, int status,
+                            double seconds) {
+  std::lock_guard lock(mu_);
+  ++requests_[{method, route, status}];
+  Histogram& h = latency_[route];
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) {
+      ++h.buckets[i];
+      break;
+    }
+  }
+  ++h.count;
+  h.sum += seconds;
+}
+
+std::string Metrics::RenderPrometheus() const {
+  std::lock_guard lock(mu_);
+  std::string out;
+  out += "# HELP bunker_http_requests_total HTTP requests handled, by method, route and status.\n";
+  out += "# TYPE bunker_http_requests_total counter\n";
+  for (const auto& [key, count] : requests_) {
+    const auto& [method, route, status] = key;
+    out +=
+        fmt::format("bunker_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
+                    method, route, status, count);
+  }
+  out += "# HELP bunker_http_request_duration_seconds Time to handle a request, by route.\n";
+  out += "# TYPE bunker_http_request_duration_seconds histogram\n";
+  for (const auto& [route, h] : latency_) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kBuckets.size(); ++i) {
+      cumulative += h.buckets[i];
+      out +=
+          fmt::format("bunker_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
+                      route, kBuckets[i], cumulative);
+    }
+    out +=
+        fmt::format("bunker_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n",
+                    route, h.count);
+    out +=
+        fmt::format("bunker_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", route, h.sum);
+    out += fmt::format("bunker_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route,
+                       h.count);
+  }
+  return out;
+}
+
+}  // namespace bunker::api

@@ -1,0 +1,244 @@
+#include "appliance/api/server.h"
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace bunker::api {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+
+struct HttpsServer::Impl {
+  ServerOptions options;
+  ApiHandler* handler = nullptr;
+  net::io_context ioc;
+  ssl::context tls{ssl::context::tls_server};
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> stopped{false};
+  uint16_t port = 0;
+
+  void Accept();
+};
+
+namespace {
+
+ApiResponse LimitResponse(const beast::error_code& ec, size_t max_body) {
+  if (ec == http::error::body_limit) {
+    return ErrorResponse(413, "payload_too_large",
+                         "the request body exceeds " + std::to_string(max_body) + " bytes");
+  }
+  return ErrorResponse(431, "header_too_large", "the request headers are too large");
+}
+
+// One TLS connection; keeps itself alive through its pending operations.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpsServer::Impl* server)
+      : stream_(std::move(socket), server->tls), server_(server) {
+    beast::error_code ec;
+    tcp::endpoint peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    remote_ = ec ? "" : peer.address().to_string() + ":" + std::to_string(peer.port());
+  }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::OnRun, shared_from_this()));
+  }
+
+ private:
+  void OnRun() {
+    beast::get_lowest_layer(stream_).expires_after(server_->options.read_timeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            beast::bind_front_handler(&Session::OnHandshake, shared_from_this()));
+  }
+
+  void OnHandshake(beast::error_code ec) {
+    if (ec) {
+      return;  // bad client, scanner or timeout: nothing to answer
+    }
+    DoRead();
+  }
+
+  void DoRead() {
+    parser_.emplace();
+    parser_->body_limit(server_->options.max_body_bytes);
+    parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
+    beast::get_lowest_layer(stream_).expires_after(server_->options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream) {
+      return DoClose();
+    }
+    if (ec == http::error::body_limit || ec == http::error::header_limit) {
+      return Send(LimitResponse(ec, server_->options.max_body_bytes), /*close=*/true, 11);
+    }
+    if (ec) {
+      return;  // timeout or reset
+    }
+    http::request<http::string_body>& req = parser_->get();
+    ApiRequest api;
+    api.method = std::string(req.method_string());
+    api.target = std::string(req.target());
+    for (const auto& field : req) {
+      std::string name(field.name_string());
+      for (char& c : name) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+      api.headers[name] = std::string(field.value());
+    }
+    api.body = std::move(req.body());
+    api.remote = remote_;
+    server_->in_flight++;
+    ApiResponse res = server_->handler->Handle(api);
+    server_->in_flight--;
+    Send(std::move(res), !req.keep_alive() || server_->stopped, req.version());
+  }
+
+  void Send(ApiResponse api, bool close, unsigned version) {
+    res_ = {};
+    res_.version(version);
+    res_.result(static_cast<unsigned>(api.status));
+    res_.set(http::field::server, "bunkerd");
+    if (!api.content_type.empty()) {
+      res_.set(http::field::content_type, api.content_type);
+    }
+    res_.set(http::field::cache_control, "no-store");
+    res_.set("X-Content-Type-Options", "nosniff");
+    for (const auto& [k, v] : api.headers) {
+      res_.set(k, v);
+    }
+    res_.body() = std::move(api.body);
+    res_.keep_alive(!close);
+    res_.prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(server_->options.read_timeout);
+    http::async_write(stream_, res_,
+                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
+  }
+
+  void OnWrite(bool close, beast::error_code ec, std::size_t) {
+    if (ec) {
+      return;
+    }
+    if (close) {
+      return DoClose();
+    }
+    DoRead();
+  }
+
+  void DoClose() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    stream_.async_shutdown(
+        [self = shared_from_this()](beast::error_code) {});  // the socket closes with us
+  }
+
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  HttpsServer::Impl* server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::string remote_;
+};
+
+}  // namespace
+
+void HttpsServer::Impl::Accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (!acceptor.is_open()) {
+        return;  // stopping
+      }
+    } else {
+      std::make_shared<Session>(std::move(socket), this)->Run();
+    }
+    Accept();
+  });
+}
+
+HttpsServer::HttpsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpsServer::~HttpsServer() { Stop(); }
+
+uint16_t HttpsServer::port() const { return impl_->port; }
+
+Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const ServerOptions& options,
+                                                        ApiHandler* handler) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->handler = handler;
+  beast::error_code ec;
+  impl->tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                        ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(impl->tls.native_handle(), TLS1_2_VERSION);
+  impl->tls.use_certificate_chain_file(options.cert_file, ec);
+  if (ec) {
+    return InvalidArgument("TLS certificate " + options.cert_file + ": " + ec.message());
+  }
+  impl->tls.use_private_key_file(options.key_file, ssl::context::pem, ec);
+  if (ec) {
+    return InvalidArgument("TLS key " + options.key_file + ": " + ec.message());
+  }
+  net::ip::address address = net::ip::make_address(options.address, ec);
+  if (ec) {
+    return InvalidArgument("listen address \"" + options.address + "\": " + ec.message());
+  }
+  tcp::endpoint endpoint(address, options.port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) {
+    impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    impl->acceptor.bind(endpoint, ec);
+  }
+  if (!ec) {
+    impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    return IOError("listen on " + options.address + ":" + std::to_string(options.port) + ": " +
+                   ec.message());
+  }
+  impl->port = impl->acceptor.local_endpoint().port();
+  impl->Accept();
+  for (int i = 0; i < std::max(1, options.threads); ++i) {
+    impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
+  }
+  return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
+}
+
+void HttpsServer::Stop(std::chrono::milliseconds grace) {
+  if (impl_ == nullptr || impl_->stopped.exchange(true)) {
+    return;
+  }
+  net::post(impl_->ioc, [impl = impl_.get()] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (impl_->in_flight > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  impl_->ioc.stop();
+  for (std::thread& t : impl_->threads) {
+    t.join();
+  }
+}
+
+}  // namespace bunker::api

@@ -1,0 +1,57 @@
+#pragma once
+
+// HttpsServer: Boost.Beast HTTPS front of ApiHandler — listener → one session
+// per connection (on its own strand) → ApiHandler::Handle → response. The
+// only file that includes Asio/Beast is server.cc.
+//
+// Limits: TLS ≥ 1.2; request bodies above max_body_bytes get 413 and the
+// connection is closed; headers above max_header_bytes get 431; a client that
+// stalls a handshake or a request for longer than read_timeout is dropped.
+//
+// Ownership: borrows the handler, which must outlive the server.
+// Thread-safety: Start/Stop from one thread; the server runs `threads` threads
+// of its own, which call the handler concurrently.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "appliance/api/handler.h"
+#include "nodeagent/core/util/status.h"
+
+namespace bunker::api {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8443;   // 0 picks a free port (see HttpsServer::port())
+  std::string cert_file;  // PEM certificate chain
+  std::string key_file;   // PEM private key
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  std::chrono::seconds read_timeout{30};
+  int threads = 4;
+};
+
+class HttpsServer {
+ public:
+  // Binds, listens and starts serving. InvalidArgument for a bad address or
+  // unreadable certificate/key; IOError when the port cannot be bound.
+  static Result<std::unique_ptr<HttpsServer>> Start(const ServerOptions& options,
+                                                    ApiHandler* handler);
+  ~HttpsServer();  // Stop()s
+
+  uint16_t port() const;
+
+  // Stops accepting, lets requests in flight finish (up to `grace`), then
+  // closes every connection and joins the threads. Idempotent.
+  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+
+  struct Impl;
+
+ private:
+  explicit HttpsServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bunker::api

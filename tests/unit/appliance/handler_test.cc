@@ -1,0 +1,312 @@
+// ApiHandler without sockets: authentication, the ownership model on backup
+// locations, validation and the error body. Locations are real file://
+// directories (the probe runs against them).
+
+#include "appliance/api/handler.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "appliance/auth/password.h"
+#include "tests/harness/temp_dir.h"
+
+namespace bunker::api {
+namespace {
+
+using json = nlohmann::json;
+
+struct Reply {
+  int status = 0;
+  json body;
+};
+
+class HandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = testing::TempDir::Create("handler-test");
+    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+    dir_ = std::move(dir).value();
+    auto store = store::OpenSqliteStore((dir_.path() / "bunker.db").string());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    crypto::Key key{};
+    key.fill(0x42);
+    box_ = std::make_unique<auth::SecretBox>(key);
+    HandlerOptions options;
+    options.max_body_bytes = 64 << 10;
+    handler_ = std::make_unique<ApiHandler>(store_.get(), box_.get(), &metrics_, nullptr, options,
+                                            [this] { return now_; });
+    handler_->SetReady(true);
+    store::UserRecord admin{0, "admin", "admin", *auth::HashPassword("admin-password"), now_};
+    ASSERT_TRUE(store_->CreateUser(admin).ok());
+    admin_ = Login("admin", "admin-password");
+    ASSERT_FALSE(admin_.empty());
+  }
+
+  Reply Call(const std::string& method, const std::string& target, const std::string& token,
+             const std::string& body = "") {
+    ApiRequest req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    if (!token.empty()) {
+      req.headers["authorization"] = "Bearer " + token;
+    }
+    ApiResponse res = handler_->Handle(req);
+    Reply r;
+    r.status = res.status;
+    if (res.content_type == "application/json") {
+      r.body = json::parse(res.body, nullptr, false);
+      EXPECT_FALSE(r.body.is_discarded()) << res.body;
+    }
+    if (res.status >= 400) {
+      // The one error shape.
+      EXPECT_TRUE(r.body.contains("code") && r.body.contains("message") &&
+                  r.body["details"].is_object())
+          << res.body;
+    }
+    return r;
+  }
+
+  std::string Login(const std::string& user, const std::string& password) {
+    Reply r =
+        Call("POST", "/api/v1/login", "", json{{"username", user}, {"password", password}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.status == 201 ? r.body["token"].get<std::string>() : "";
+  }
+
+  std::string AddUser(const std::string& name) {
+    Reply r = Call("POST", "/api/v1/users", admin_,
+                   json{{"name", name}, {"password", name + "-password"}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return Login(name, name + "-password");
+  }
+
+  // A file:// location in a fresh directory, created by `token`'s user.
+  Reply AddLocation(const std::string& token, const std::string& name, json extra = {}) {
+    std::filesystem::path dir = dir_.path() / ("loc-" + name);
+    std::filesystem::create_directories(dir);
+    json body{{"name", name}, {"type", "file"}, {"url", "file://" + dir.string()}};
+    for (auto& [k, v] : extra.items()) {
+      body[k] = v;
+    }
+    return Call("POST", "/api/v1/backup-locations", token, body.dump());
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<auth::SecretBox> box_;
+  Metrics metrics_;
+  std::unique_ptr<ApiHandler> handler_;
+  int64_t now_ = 1'800'000'000;
+  std::string admin_;
+};
+
+TEST_F(HandlerTest, HealthReadinessMetricsAndOpenApiNeedNoToken) {
+  EXPECT_EQ(Call("GET", "/healthz", "").status, 200);
+  EXPECT_EQ(Call("GET", "/readyz", "").status, 200);
+  handler_->SetReady(false);
+  EXPECT_EQ(Call("GET", "/readyz", "").status, 503);
+  Reply doc = Call("GET", "/api/v1/openapi.json", "");
+  EXPECT_EQ(doc.status, 200);
+  EXPECT_EQ(doc.body["openapi"], "3.0.3");
+  EXPECT_TRUE(doc.body["paths"].contains("/api/v1/backup-locations/{id}"));
+  ApiRequest req{"GET", "/metrics", {}, "", ""};
+  ApiResponse m = handler_->Handle(req);
+  EXPECT_NE(m.body.find("bunker_http_requests_total{method=\"GET\",route=\"/healthz\","
+                        "status=\"200\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("bunker_http_request_duration_seconds_count{route=\"/readyz\"} 2"),
+            std::string::npos);
+}
+
+TEST_F(HandlerTest, LoginFailuresAreUniform) {
+  Reply wrong =
+      Call("POST", "/api/v1/login", "", json{{"username", "admin"}, {"password", "nope"}}.dump());
+  Reply unknown =
+      Call("POST", "/api/v1/login", "", json{{"username", "ghost"}, {"password", "nope"}}.dump());
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_EQ(wrong.body, unknown.body);
+}
+
+TEST_F(HandlerTest, TokensExpireAndCanBeRevoked) {
+  EXPECT_EQ(Call("GET", "/api/v1/users/me", admin_).status, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/users/me", "").status, 401);
+  EXPECT_EQ(Call("GET", "/api/v1/users/me", "bkr_00").status, 401);
+  Reply tokens = Call("GET", "/api/v1/tokens", admin_);
+  ASSERT_EQ(tokens.status, 200);
+  ASSERT_EQ(tokens.body["items"].size(), 1u);
+  EXPECT_FALSE(tokens.body.dump().find(admin_) != std::string::npos);  // never shown again
+  std::string second = Login("admin", "admin-password");
+  std::string id = tokens.body["items"][0]["id"];
+  EXPECT_EQ(Call("DELETE", "/api/v1/tokens/" + id, second).status, 204);
+  EXPECT_EQ(Call("GET", "/api/v1/users/me", admin_).status, 401);
+  EXPECT_EQ(Call("GET", "/api/v1/users/me", second).status, 200);
+  now_ += 25 * 3600;  // default lifetime is 24 h
+  EXPECT_EQ(Call("GET", "/api/v1/users/me", second).status, 401);
+}
+
+TEST_F(HandlerTest, UsersSeeOnlyTheirOwnTokens) {
+  std::string alice = AddUser("alice");
+  Reply admin_tokens = Call("GET", "/api/v1/tokens", admin_);
+  std::string admin_token_id = admin_tokens.body["items"][0]["id"];
+  EXPECT_EQ(Call("GET", "/api/v1/tokens", alice).body["items"].size(), 1u);
+  EXPECT_EQ(Call("DELETE", "/api/v1/tokens/" + admin_token_id, alice).status, 404);
+  EXPECT_EQ(Call("GET", "/api/v1/users", alice).status, 403);
+  EXPECT_EQ(Call("POST", "/api/v1/users", alice, R"({"name":"x","password":"12345678"})").status,
+            403);
+}
+
+// {owner, READ grantee, FULL grantee, group READ grantee, other user, admin}
+// × {list, get, list grants, grant, delete} on one backup location.
+TEST_F(HandlerTest, LocationAccessMatrix) {
+  std::string owner = AddUser("owner");
+  std::string reader = AddUser("reader");
+  std::string full = AddUser("full");
+  std::string member = AddUser("member");
+  std::string other = AddUser("other");
+  AddUser("extra");  // receives grants during the matrix
+  ASSERT_EQ(Call("POST", "/api/v1/groups", admin_, R"({"name":"ops","members":["member"]})").status,
+            201);
+  Reply loc = AddLocation(owner, "nas");
+  ASSERT_EQ(loc.status, 201) << loc.body.dump();
+  std::string path = "/api/v1/backup-locations/" + std::to_string(loc.body["id"].get<int>());
+  auto grant = [&](const std::string& token, const std::string& kind, const std::string& who,
+                   const std::string& access) {
+    return Call("POST", path + "/grants", token,
+                json{{"grantee_type", kind}, {"grantee", who}, {"access", access}}.dump());
+  };
+  ASSERT_EQ(grant(owner, "user", "reader", "READ").status, 201);
+  ASSERT_EQ(grant(owner, "user", "full", "FULL").status, 201);
+  ASSERT_EQ(grant(owner, "group", "ops", "READ").status, 201);
+  EXPECT_EQ(grant(owner, "user", "reader", "FULL").status, 409);  // one grant per grantee
+
+  struct Cell {
+    std::string who;
+    std::string token;
+    bool sees;
+    std::string access;
+    int grant_status;
+  };
+  std::vector<Cell> cells = {
+      {"owner", owner, true, "owner", 201}, {"reader", reader, true, "READ", 403},
+      {"full", full, true, "FULL", 403},    {"member", member, true, "READ", 403},
+      {"other", other, false, "", 404},     {"admin", admin_, true, "owner", 201}};
+  for (const Cell& c : cells) {
+    SCOPED_TRACE(c.who);
+    Reply list = Call("GET", "/api/v1/backup-locations", c.token);
+    ASSERT_EQ(list.status, 200);
+    EXPECT_EQ(list.body["items"].size(), c.sees ? 1u : 0u);
+    Reply get = Call("GET", path, c.token);
+    EXPECT_EQ(get.status, c.sees ? 200 : 404);
+    if (c.sees) {
+      EXPECT_EQ(get.body["access"], c.access);
+    }
+    EXPECT_EQ(Call("GET", path + "/grants", c.token).status, c.sees ? 200 : 404);
+    // Granting "extra" READ: only owner and admin may (the second gets 409).
+    int status = grant(c.token, "user", "extra", "READ").status;
+    if (c.grant_status == 201) {
+      EXPECT_TRUE(status == 201 || status == 409) << status;
+    } else {
+      EXPECT_EQ(status, c.grant_status);
+    }
+  }
+  EXPECT_EQ(Call("GET", path, other).status, 404);
+  EXPECT_EQ(Call("DELETE", path, other).status, 404);
+  EXPECT_EQ(Call("DELETE", path, reader).status, 403);
+  EXPECT_EQ(Call("DELETE", path, member).status, 403);
+  EXPECT_EQ(Call("DELETE", path, full).status, 204);  // FULL may delete
+  EXPECT_EQ(Call("GET", path, owner).status, 404);
+
+  Reply again = AddLocation(owner, "nas2");
+  ASSERT_EQ(again.status, 201);
+  EXPECT_EQ(Call("DELETE",
+                 "/api/v1/backup-locations/" + std::to_string(again.body["id"].get<int>()), admin_)
+                .status,
+            204);  // admins may delete anything
+}
+
+TEST_F(HandlerTest, BadInputNamesTheFieldAndStoresNothing) {
+  struct Case {
+    std::string body;
+    int status;
+    std::string field;  // expected in details.fields, "" for none
+  };
+  std::filesystem::create_directories(dir_.path() / "bad");
+  std::string url = "file://" + (dir_.path() / "bad").string();
+  std::vector<Case> cases = {
+      {"{", 400, ""},
+      {"[1,2]", 400, ""},
+      {"", 400, ""},
+      {json{{"name", 5}, {"type", "file"}, {"url", url}}.dump(), 400, "name"},
+      {json{{"name", "Bad Name"}, {"type", "file"}, {"url", url}}.dump(), 400, "name"},
+      {json{{"name", "ok"}, {"type", "file"}, {"url", url}, {"bogus", 1}}.dump(), 400, "bogus"},
+      {json{{"name", "ok"}, {"type", "file"}}.dump(), 400, "url"},
+      {json{{"name", "ok"}, {"type", "tape"}, {"url", url}}.dump(), 400, "type"},
+      {json{{"name", "ok"}, {"type", "nfs"}, {"url", url}}.dump(), 400, "url"},
+      {json{{"name", "ok"}, {"type", "file"}, {"url", url}, {"region", "x"}}.dump(), 400, "region"},
+      {json{{"name", "ok"},
+            {"type", "file"},
+            {"url", "file://" + (dir_.path() / "missing").string()}}
+           .dump(),
+       422, ""},
+      {std::string(70 << 10, ' '), 413, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body.substr(0, 120));
+    Reply r = Call("POST", "/api/v1/backup-locations", admin_, c.body);
+    EXPECT_EQ(r.status, c.status) << r.body.dump();
+    if (!c.field.empty()) {
+      EXPECT_TRUE(r.body["details"]["fields"].contains(c.field)) << r.body.dump();
+      EXPECT_NE(r.body["message"].get<std::string>().find(c.field), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(Call("GET", "/api/v1/backup-locations", admin_).body["items"].empty());
+  EXPECT_EQ(Call("GET", "/api/v1/nothing", admin_).status, 404);
+  EXPECT_EQ(Call("PUT", "/api/v1/backup-locations", admin_).status, 405);
+  EXPECT_EQ(Call("GET", "/api/v1/backup-locations?limit=0", admin_).status, 400);
+  EXPECT_EQ(Call("GET", "/api/v1/backup-locations/abc", admin_).status, 404);
+}
+
+TEST_F(HandlerTest, SecretsAreWriteOnlyAndEncryptedAtRest) {
+  Reply r = AddLocation(admin_, "vault", json{{"repository_password", "hunter2-very-secret"}});
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  EXPECT_EQ(r.body["has_repository_password"], true);
+  Reply got =
+      Call("GET", "/api/v1/backup-locations/" + std::to_string(r.body["id"].get<int>()), admin_);
+  EXPECT_EQ(got.body.dump().find("hunter2"), std::string::npos);
+  store_.reset();  // close, then look at the raw files
+  for (const char* f : {"bunker.db", "bunker.db-wal"}) {
+    auto raw = testing::ReadFile(dir_.path() / f);
+    if (raw.ok()) {
+      EXPECT_EQ(raw->find("hunter2"), std::string::npos) << f;
+    }
+  }
+}
+
+TEST_F(HandlerTest, PaginationWalksEverything) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(AddLocation(admin_, "l" + std::to_string(i)).status, 201);
+  }
+  std::vector<std::string> names;
+  std::string after;
+  for (int page = 0; page < 10; ++page) {
+    Reply r = Call("GET", "/api/v1/backup-locations?limit=2" + after, admin_);
+    ASSERT_EQ(r.status, 200);
+    for (const json& item : r.body["items"]) {
+      names.push_back(item["name"]);
+    }
+    if (r.body["next_after"].is_null()) {
+      break;
+    }
+    after = "&after=" + std::to_string(r.body["next_after"].get<int>());
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"l0", "l1", "l2", "l3", "l4"}));
+}
+
+}  // namespace
+}  // namespace bunker::api
