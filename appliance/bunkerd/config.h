@@ -1,0 +1,41 @@
+#pragma once
+
+// bunkerd's configuration: bunkerd.yaml (yaml-cpp), then command-line
+// overrides. Unknown keys are errors, so a typo never silently falls back to a
+// default. Example:
+//
+//   data_dir: /var/lib/bunker
+//   listen: 0.0.0.0:8443
+//   tls_cert: /etc/bunker/tls.crt   # both empty: self-signed in data_dir/tls/
+//   tls_key: /etc/bunker/tls.key
+//   token_ttl_hours: 24
+//   max_body_bytes: 1048576
+//   threads: 4
+//   log_level: info
+
+#include <cstdint>
+#include <string>
+
+#include "nodeagent/core/util/status.h"
+
+namespace bunker::bunkerd {
+
+struct Config {
+  std::string data_dir = "/var/lib/bunker";
+  std::string listen = "127.0.0.1:8443";
+  std::string tls_cert;
+  std::string tls_key;
+  int64_t token_ttl_hours = 24;
+  int64_t max_body_bytes = 1 << 20;
+  int64_t threads = 4;
+  std::string log_level = "info";
+};
+
+// Reads `path` on top of `config`. InvalidArgument naming the key for an
+// unknown key or a value of the wrong type; NotFound for a missing file.
+Status LoadConfigFile(const std::string& path, Config* config);
+
+// Splits "host:port" / "[v6]:port". InvalidArgument when malformed.
+Status SplitListen(const std::string& listen, std::string* host, uint16_t* port);
+
+}  // namespace bunker::bunkerd
