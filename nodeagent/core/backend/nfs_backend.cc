@@ -477,6 +477,43 @@ Status NfsBackend::List(std::string_view prefix,
   return Walk(parent.empty() ? root : PathOf(parent), parent, prefix, visit);
 }
 
+Result<uint64_t> NfsBackend::RemoveStaleTemporaries(int64_t older_than_unix) {
+  uint64_t removed = 0;
+  std::vector<std::string> dirs = {root_.empty() ? "/" : root_};
+  while (!dirs.empty()) {
+    const std::string dir = std::move(dirs.back());
+    dirs.pop_back();
+    std::vector<NfsDirEntry> entries;
+    RETURN_IF_ERROR(WithRetry("clean", dir, [&](NfsConnection& conn) -> Status {
+      ASSIGN_OR_RETURN(entries, conn.ReadDir(dir));
+      return Status::Ok();
+    }));
+    for (NfsDirEntry& e : entries) {
+      if (e.name == "." || e.name == ".." || e.name.find('/') != std::string::npos) continue;
+      const std::string path = ChildPath(dir, e.name);
+      if (!e.attr_known) {
+        Result<NfsAttr> attr = NotFound("");
+        RETURN_IF_ERROR(WithRetry("clean", path, [&](NfsConnection& conn) -> Status {
+          attr = conn.Stat(path);
+          return attr.ok() || attr.status().code() == Code::kNotFound ? Status::Ok()
+                                                                      : attr.status();
+        }));
+        if (!attr.ok()) continue;
+        e.attr = *attr;
+      }
+      if (e.attr.is_dir) {
+        dirs.push_back(path);
+      } else if (std::string_view(e.name).starts_with(kTempPrefix) &&
+                 e.attr.mtime_unix < older_than_unix) {
+        Status st =
+            WithRetry("clean", path, [&](NfsConnection& conn) { return conn.Unlink(path); });
+        if (st.ok()) ++removed;
+      }
+    }
+  }
+  return removed;
+}
+
 Status NfsBackend::Walk(const std::string& dir, const std::string& rel, std::string_view prefix,
                         const std::function<Status(const ObjectInfo&)>& visit) {
   std::vector<NfsDirEntry> entries;

@@ -77,6 +77,8 @@ class NfsBackend final : public Backend {
   Status Delete(std::string_view name) override;
   Status List(std::string_view prefix,
               const std::function<Status(const ObjectInfo&)>& visit) override;
+  // Deletes ".tmp-*" files (uploads of killed writers) older than the time.
+  Result<uint64_t> RemoveStaleTemporaries(int64_t older_than_unix) override;
 
   // Total mounts over all connections (1 per connection used, +1 per
   // reconnection); for tests.

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -248,6 +249,25 @@ TEST_F(NfsBackendTest, TemporaryFilesAreNeverListed) {
   EXPECT_EQ(ListAll(b.get(), "data/aa/").size(), 1u);
   EXPECT_EQ(ListAll(b.get(), "data/a").size(), 1u) << "a non-directory prefix filters";
   EXPECT_EQ(b->Get("data/aa/.tmp-0123456789abcdef").status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(NfsBackendTest, StaleTemporariesAreRemovedOnlyWhenOlderThanTheCutoff) {
+  auto b = OpenRepo();
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(b->Put("data/aa/x", AsBytes("x")).ok());
+  const fs::path old_tmp = Disk() / "data/aa/.tmp-0123456789abcdef";
+  const fs::path new_tmp = Disk() / ".tmp-fedcba9876543210";
+  ASSERT_TRUE(testing::WriteFile(old_tmp, "partial").ok());
+  ASSERT_TRUE(testing::WriteFile(new_tmp, "partial").ok());
+  // The first was left an hour ago; the second is being written right now.
+  fs::last_write_time(old_tmp, fs::file_time_type::clock::now() - std::chrono::hours(1));
+  const int64_t cutoff = std::time(nullptr) - 60;
+  Result<uint64_t> removed = b->RemoveStaleTemporaries(cutoff);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_FALSE(fs::exists(old_tmp));
+  EXPECT_TRUE(fs::exists(new_tmp));
+  EXPECT_TRUE(fs::exists(Disk() / "data/aa/x")) << "objects are never touched";
 }
 
 TEST_F(NfsBackendTest, LargeObjectsRoundTrip) {
