@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -347,6 +348,90 @@ TEST(BunkerdUnitTest, SystemdAnalyzeVerifies) {
   auto run = RunCommand({analyze->string(), "verify", (dir->path() / "bunkerd.service").string()});
   ASSERT_TRUE(run.ok());
   EXPECT_TRUE(run->ok()) << run->Describe();
+}
+
+}  // namespace
+}  // namespace bunker::testing
+
+namespace bunker::testing {
+namespace {
+
+std::string Bunkerctl() {
+  return std::string(BUNKER_BINARY_DIR) + "/appliance/bunkerctl/bunkerctl";
+}
+
+// bunkerctl against the same real bunkerd; its config lives in the temp dir
+// ($HOME and $BUNKER_CONFIG point there).
+class BunkerctlTest : public BunkerdTest {
+ protected:
+  RunResult Ctl(std::vector<std::string> args, const std::string& stdin_data = "") {
+    args.insert(args.begin(), Bunkerctl());
+    RunOptions options;
+    options.env = {"HOME=" + dir_.path().string(),
+                   "BUNKER_CONFIG=" + (dir_.path() / "cli" / "config.yaml").string()};
+    options.stdin_data = stdin_data;
+    auto run = RunCommand(args, options);
+    EXPECT_TRUE(run.ok()) << run.status().ToString();
+    return run.ok() ? *run : RunResult{};
+  }
+  std::string Server() { return "https://127.0.0.1:" + std::to_string(port_); }
+  std::string Ca() { return data_ + "/tls/cert.pem"; }
+};
+
+TEST_F(BunkerctlTest, LoginThenManageLocationsAndUsers) {
+  RunResult login =
+      Ctl({"--server", Server(), "--ca-file", Ca(), "login", "-u", "admin"}, "admin-password\n");
+  ASSERT_TRUE(login.ok()) << login.Describe();
+  struct stat st {};
+  ASSERT_EQ(stat((dir_.path() / "cli" / "config.yaml").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto loc = dir_.MakeSubdir("ctl-loc");
+  ASSERT_TRUE(loc.ok());
+  RunResult add =
+      Ctl({"location", "add", "nas", "--type", "file", "--url", "file://" + loc->string()});
+  ASSERT_TRUE(add.ok()) << add.Describe();
+  EXPECT_NE(add.out.find("NAME"), std::string::npos) << add.out;
+  EXPECT_NE(add.out.find("nas"), std::string::npos);
+
+  RunResult list = Ctl({"location", "list", "-o", "json"});
+  ASSERT_TRUE(list.ok()) << list.Describe();
+  json parsed = json::parse(list.out, nullptr, false);
+  ASSERT_TRUE(parsed.is_object()) << list.out;
+  ASSERT_EQ(parsed["items"].size(), 1u);
+  EXPECT_EQ(parsed["items"][0]["name"], "nas");
+
+  RunResult get = Ctl({"location", "get", "nas", "-o", "yaml"});
+  ASSERT_TRUE(get.ok()) << get.Describe();
+  EXPECT_NE(get.out.find("name: \"nas\""), std::string::npos) << get.out;
+
+  RunResult user = Ctl({"user", "add", "alice", "--password-file", "-"}, "alice-password\n");
+  ASSERT_TRUE(user.ok()) << user.Describe();
+  RunResult users = Ctl({"user", "list"});
+  EXPECT_NE(users.out.find("alice"), std::string::npos) << users.Describe();
+
+  RunResult dup =
+      Ctl({"location", "add", "nas", "--type", "file", "--url", "file://" + loc->string()});
+  EXPECT_EQ(dup.exit_code, 5) << dup.Describe();  // conflict
+  RunResult bad = Ctl({"location", "add", "x", "--type", "tape", "--url", "file:///tmp"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.Describe();
+  EXPECT_NE(bad.err.find("type"), std::string::npos);
+
+  EXPECT_TRUE(Ctl({"location", "delete", "nas"}).ok());
+  EXPECT_EQ(Ctl({"location", "get", "nas"}).exit_code, 4);
+}
+
+TEST_F(BunkerctlTest, VerifiesTheServerUnlessToldNotTo) {
+  RunResult unverified = Ctl({"--server", Server(), "login", "-u", "admin"}, "admin-password\n");
+  EXPECT_EQ(unverified.exit_code, 1) << unverified.Describe();
+  EXPECT_NE(unverified.err.find("certificate"), std::string::npos) << unverified.err;
+  RunResult insecure =
+      Ctl({"--server", Server(), "--insecure-skip-tls-verify", "login", "-u", "admin"},
+          "admin-password\n");
+  EXPECT_TRUE(insecure.ok()) << insecure.Describe();
+  RunResult wrong =
+      Ctl({"--server", Server(), "--ca-file", Ca(), "login", "-u", "admin"}, "nope\n");
+  EXPECT_EQ(wrong.exit_code, 3) << wrong.Describe();
 }
 
 }  // namespace
