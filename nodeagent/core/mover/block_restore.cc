@@ -82,8 +82,11 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
     Task cur;
     for (const Item& it : items) {
       uint64_t end = cur.start + cur.length;
-      if (!cur.items.empty() && (it.entry.offset < end || it.entry.offset - end > kMaxGap ||
-                                 it.entry.offset + it.entry.length - cur.start > kMaxRange)) {
+      // 64-bit arithmetic: offsets and lengths come from the (untrusted) index.
+      const uint64_t blob_start = it.entry.offset;
+      const uint64_t blob_end = blob_start + it.entry.length;
+      if (!cur.items.empty() &&
+          (blob_start < end || blob_start - end > kMaxGap || blob_end - cur.start > kMaxRange)) {
         tasks.push_back(std::move(cur));
         cur = Task();
       }
@@ -92,7 +95,7 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
         cur.start = it.entry.offset;
         cur.first_chunk = it.chunks->front();
       }
-      cur.length = it.entry.offset + it.entry.length - cur.start;
+      cur.length = blob_end - cur.start;
       cur.first_chunk = std::min(cur.first_chunk, it.chunks->front());
       cur.items.push_back(it);
     }
