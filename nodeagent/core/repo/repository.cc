@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/repo/decoders.h"
 #include "nodeagent/core/util/failpoint.h"
 
 namespace bunker::repo {
@@ -42,15 +43,7 @@ Result<json> ParseJson(ByteSpan data, std::string_view what) {
   return j;
 }
 
-struct KeyFile {
-  uint32_t version = 1;
-  std::string kdf;
-  uint64_t n = 0;
-  uint32_t r = 0, p = 0;
-  Bytes salt;
-  Bytes data;
-  std::string created, host, user, label;
-};
+}  // namespace
 
 Result<KeyFile> DecodeKeyFile(ByteSpan raw, std::string_view what) {
   ASSIGN_OR_RETURN(json j, ParseJson(raw, what));
@@ -157,6 +150,8 @@ Bytes EncodeConfig(const RepoConfig& c) {
   std::string text = j.dump(2);
   return Bytes(text.begin(), text.end());
 }
+
+namespace {
 
 Status ListNames(backend::Backend* b, std::string_view prefix, std::vector<ObjectId>* out) {
   return b->List(prefix, [&](const backend::ObjectInfo& info) -> Status {
