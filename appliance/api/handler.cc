@@ -267,8 +267,10 @@ namespace {
 class Routes {
  public:
   Routes(ApiHandler::Context& ctx, store::Store* store, const auth::SecretBox* secrets,
-         const LocationProber& prober, const HandlerOptions& options, int64_t now)
-      : ctx_(ctx),
+         const LocationProber& prober, const HandlerOptions& options, int64_t now,
+         auth::LoginThrottle* throttle)
+      : throttle_(throttle),
+        ctx_(ctx),
         store_(store),
         secrets_(secrets),
         prober_(prober),
@@ -357,6 +359,14 @@ class Routes {
     std::string password = f.String("password", 1024);
     std::string description = f.OptString("description", 256).value_or("");
     f.Done();
+    // Throttled per user name and client host (the port changes per connection).
+    std::string host = ctx_.req.remote.substr(0, ctx_.req.remote.rfind(':'));
+    std::string key = username + "@" + host;
+    if (int64_t wait = throttle_->RetryAfter(key, now_); wait > 0) {
+      Fail(429, "too_many_requests",
+           "too many failed logins; retry in " + std::to_string(wait) + " s",
+           json{{"retry_after_seconds", wait}});
+    }
     Result<store::UserRecord> user = store_->FindUserByName(username);
     if (!user.ok() && user.status().code() != Code::kNotFound) {
       FailWith(user.status());
@@ -365,8 +375,11 @@ class Routes {
     static const std::string kDummy = auth::HashPassword("dummy").value();
     bool ok = auth::VerifyPassword(password, user.ok() ? user->password_hash : kDummy);
     if (!user.ok() || !ok) {
+      throttle_->RecordFailure(key, now_);
       Fail(401, "unauthenticated", "invalid username or password");
     }
+    throttle_->RecordSuccess(key);
+    ctx_.who = Principal{user->id, user->name, auth::Role::kUser, {}, ""};  // for the log line
     return Json(201, IssueTokenFor(*user, description.empty() ? "login" : description));
   }
 
@@ -737,6 +750,7 @@ class Routes {
   }
 
  private:
+  auth::LoginThrottle* const throttle_;
   ApiHandler::Context& ctx_;
   store::Store* const store_;
   const auth::SecretBox* const secrets_;
@@ -782,7 +796,8 @@ ApiHandler::ApiHandler(store::Store* store, const auth::SecretBox* secrets, Metr
         return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
-      }) {}
+      }),
+      login_throttle_(options.login_max_failures, options.login_failure_window.count()) {}
 
 ApiResponse ApiHandler::Handle(const ApiRequest& request) {
   auto start = std::chrono::steady_clock::now();
@@ -805,6 +820,10 @@ ApiResponse ApiHandler::Handle(const ApiRequest& request) {
     if (e.status == 401) {
       response.headers.emplace_back("WWW-Authenticate", "Bearer");
     }
+    if (e.status == 429) {
+      response.headers.emplace_back("Retry-After",
+                                    std::to_string(e.details.value("retry_after_seconds", 60)));
+    }
     if (e.status == 405) {
       response.headers.emplace_back("Allow", e.details.value("allow", ""));
     }
@@ -825,7 +844,7 @@ ApiResponse ApiHandler::Handle(const ApiRequest& request) {
 ApiResponse ApiHandler::Dispatch(Context& ctx) {
   const std::string& m = ctx.req.method;
   std::vector<std::string_view> seg = SplitPath(ctx.path);
-  Routes r(ctx, store_, secrets_, prober_, options_, clock_());
+  Routes r(ctx, store_, secrets_, prober_, options_, clock_(), &login_throttle_);
   auto route = [&](const char* name, const char* allow) {
     ctx.route = name;
     return std::string(allow);

@@ -24,6 +24,7 @@
 #include "appliance/api/http.h"
 #include "appliance/api/location_probe.h"
 #include "appliance/api/metrics.h"
+#include "appliance/auth/login_throttle.h"
 #include "appliance/auth/secret_box.h"
 #include "appliance/store/store.h"
 
@@ -34,6 +35,10 @@ struct HandlerOptions {
   // Bodies above this are refused with 413 (the server enforces it while
   // reading; the handler checks again).
   size_t max_body_bytes = 1 << 20;
+  // Failed logins per user name and client address before 429 (and the
+  // window they are counted in).
+  int login_max_failures = 5;
+  std::chrono::seconds login_failure_window{300};
 };
 
 class ApiHandler {
@@ -61,6 +66,7 @@ class ApiHandler {
   const HandlerOptions options_;
   const std::function<int64_t()> clock_;
   std::atomic<bool> ready_{false};
+  auth::LoginThrottle login_throttle_;
 };
 
 // The OpenAPI 3 document served at /api/v1/openapi.json (appliance/api/openapi.json,

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "appliance/auth/access.h"
+#include "appliance/auth/login_throttle.h"
 #include "appliance/auth/password.h"
 #include "appliance/auth/secret_box.h"
 #include "appliance/auth/token.h"
@@ -95,6 +96,27 @@ TEST(AccessTest, OwnerAdminGranteesAndOthers) {
   admin.user_id = 9;
   admin.role = Role::kAdmin;
   EXPECT_EQ(EffectiveAccess(admin, owner, {}), Access::kOwner);
+}
+
+}  // namespace
+}  // namespace bunker::auth
+
+namespace bunker::auth {
+namespace {
+
+TEST(LoginThrottleTest, RefusesAfterTooManyFailuresUntilTheWindowPasses) {
+  LoginThrottle t(3, 60);
+  EXPECT_EQ(t.RetryAfter("alice@h", 100), 0);
+  t.RecordFailure("alice@h", 100);
+  t.RecordFailure("alice@h", 110);
+  EXPECT_EQ(t.RetryAfter("alice@h", 110), 0);
+  t.RecordFailure("alice@h", 120);
+  EXPECT_EQ(t.RetryAfter("alice@h", 120), 40);     // the failure at 100 leaves at 160
+  EXPECT_EQ(t.RetryAfter("alice@other", 120), 0);  // other clients are not locked out
+  EXPECT_EQ(t.RetryAfter("alice@h", 160), 0);
+  t.RecordSuccess("alice@h");
+  t.RecordFailure("alice@h", 161);
+  EXPECT_EQ(t.RetryAfter("alice@h", 161), 0);
 }
 
 }  // namespace

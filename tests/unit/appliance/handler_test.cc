@@ -133,6 +133,20 @@ TEST_F(HandlerTest, LoginFailuresAreUniform) {
   EXPECT_EQ(wrong.body, unknown.body);
 }
 
+TEST_F(HandlerTest, RepeatedLoginFailuresAreThrottled) {
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(
+        Call("POST", "/api/v1/login", "", R"({"username":"admin","password":"wrong"})").status,
+        401);
+  }
+  Reply refused =
+      Call("POST", "/api/v1/login", "", R"({"username":"admin","password":"admin-password"})");
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(refused.body["code"], "too_many_requests");
+  now_ += 301;
+  EXPECT_FALSE(Login("admin", "admin-password").empty());
+}
+
 TEST_F(HandlerTest, TokensExpireAndCanBeRevoked) {
   EXPECT_EQ(Call("GET", "/api/v1/users/me", admin_).status, 200);
   EXPECT_EQ(Call("GET", "/api/v1/users/me", "").status, 401);
