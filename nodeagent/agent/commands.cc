@@ -100,7 +100,7 @@ json SnapshotJson(const repo::ObjectId& id, const repo::Snapshot& s) {
             {"host", s.host},
             {"tags", s.tags},
             {"parent", s.parent ? json(repo::ToHex(*s.parent)) : json(nullptr)},
-            {"size", s.mode == "block" ? s.size : s.stats.bytes_read}};
+            {"size", s.size}};
   const repo::SnapshotStats& st = s.stats;
   j["stats"] = {{"bytes_read", st.bytes_read},           {"bytes_new", st.bytes_new},
                 {"bytes_reused", st.bytes_reused},       {"bytes_hole", st.bytes_hole},
@@ -409,8 +409,7 @@ int CmdSnapshots(const GlobalOptions& g, const std::string& volume_id) {
     if (!volume_id.empty() && s.snapshot.volume_id != volume_id) continue;
     const auto& sn = s.snapshot;
     std::printf("%-14s %-25s %-6s %-12s %-12s %-12s %s\n", repo::ShortHex(s.id).c_str(),
-                sn.time.c_str(), sn.mode.c_str(), sn.kind.c_str(),
-                HumanBytes(sn.mode == "block" ? sn.size : sn.stats.bytes_read).c_str(),
+                sn.time.c_str(), sn.mode.c_str(), sn.kind.c_str(), HumanBytes(sn.size).c_str(),
                 HumanBytes(sn.stats.bytes_new).c_str(), sn.volume_id.c_str());
   }
   return kExitOk;

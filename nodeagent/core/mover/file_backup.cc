@@ -203,7 +203,8 @@ class FileBackup {
   std::optional<BlobId> root_tree_;  // set by whoever writes the root tree
 
   std::atomic<uint64_t> bytes_read_{0}, bytes_new_{0}, bytes_reused_{0}, bytes_hole_{0},
-      blobs_new_{0}, blobs_reused_{0}, files_new_{0}, files_unchanged_{0}, vanished_{0};
+      blobs_new_{0}, blobs_reused_{0}, files_new_{0}, files_unchanged_{0}, vanished_{0},
+      total_size_{0};  // logical bytes of every regular file in the tree
 };
 
 Result<std::unique_ptr<ParentDir>> FileBackup::LoadParentDir(const BlobId& tree,
@@ -307,6 +308,7 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
     RETURN_IF_ERROR(repo_->SaveIndex(packs, walker_codec_.get()).status());
   }
   snap.time = repo::NowRfc3339();
+  snap.size = total_size_;
   repo::SnapshotStats& s = snap.stats;
   s.bytes_read = bytes_read_;
   s.bytes_new = bytes_new_;
@@ -472,6 +474,7 @@ Status FileBackup::AddFile(int dirfd, const std::shared_ptr<DirState>& dir, size
       for (const ContentRef& c : prev->content) holes += c.hole;
       data_bytes = prev->size >= holes ? prev->size - holes : 0;
       n.size = prev->size;
+      total_size_ += prev->size;
       n.content = prev->content;
       n.content_blobs = prev->content_blobs;
       n.xattrs = prev->xattrs;  // an xattr change moves ctime
@@ -747,6 +750,7 @@ Status FileBackup::ChunkFile(FileJob* job, BlobCodec* codec, Bytes* buf, Bytes* 
     if (eof || !sparse) break;
   }
   n.size = off;
+  total_size_ += off;
   if (content.size() > inline_content_) {
     // Very large file: its content list goes into meta blobs.
     for (size_t i = 0; i < content.size(); i += content_per_blob_) {

@@ -494,7 +494,7 @@ Result<RepoStats> Stats(repo::Repository* repo) {
   std::set<std::string> volumes;
   for (const repo::SnapshotRef& s : snaps) {
     volumes.insert(s.snapshot.volume_id);
-    st.logical_bytes += s.snapshot.mode == "block" ? s.snapshot.size : s.snapshot.stats.bytes_read;
+    st.logical_bytes += s.snapshot.size;
   }
   st.volumes = volumes.size();
   st.blobs = repo->index().blob_count();

@@ -32,8 +32,8 @@ std::string EncodeSnapshotJson(const Snapshot& s) {
   j["tags"] = s.tags;
   j["kind"] = s.kind;
   j["parent"] = s.parent ? json(ToHex(*s.parent)) : json(nullptr);
+  j["size"] = s.size;
   if (s.mode == "block") {
-    j["size"] = s.size;
     j["chunk_size"] = s.chunk_size;
     json content = json::array();
     for (const BlobId& id : s.content) content.push_back(ToHex(id));
@@ -110,6 +110,7 @@ Result<Snapshot> DecodeSnapshotJson(ByteSpan data, std::string_view what) {
       return Corruption(std::string(what) + ": content list too short for the volume size");
     }
   } else if (s.mode == "file") {
+    RETURN_IF_ERROR(Field(j, "size", &s.size, what, false));
     std::string tree;
     RETURN_IF_ERROR(Field(j, "tree", &tree, what));
     Result<Id> id = ParseId(tree);

@@ -37,8 +37,10 @@ struct Snapshot {
   std::map<std::string, std::string> tags;
   std::string kind;  // "full" or "incremental"
   std::optional<ObjectId> parent;
-  // block mode
+  // Logical bytes: the volume size (block mode), or the sum of the sizes of
+  // the regular files in the tree (file mode).
   uint64_t size = 0;
+  // block mode
   uint32_t chunk_size = 0;
   std::vector<BlobId> content;  // meta blobs of the content list
   // file mode
