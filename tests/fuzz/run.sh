@@ -32,18 +32,6 @@ for arg in "$@"; do
   esac
 done
 
-harnesses=()
-while read -r name; do
-  harnesses+=("$name")
-done < <(sed -n '/set(BUNKER_FUZZ_HARNESSES/,/)/p' "$src/tests/fuzz/harnesses.cmake" |
-  grep -E '^\s+[a-z0-9_]+\s*$' | tr -d ' ')
-if ((${#only[@]})); then
-  for h in "${only[@]}"; do
-    [[ " ${harnesses[*]} " == *" $h "* ]] || { echo "unknown harness: $h" >&2; exit 2; }
-  done
-  harnesses=("${only[@]}")
-fi
-
 for tool in clang clang++ cmake ninja; do
   command -v "$tool" >/dev/null || {
     echo "run.sh: $tool not found (Debian packages: clang libclang-rt-14-dev cmake ninja-build)" >&2
@@ -54,6 +42,16 @@ done
 echo "== configure $build (clang, libFuzzer, ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -C "$src/tests/fuzz/fuzz.cmake" \
   >"$build.configure.log" 2>&1 || { cat "$build.configure.log" >&2; exit 1; }
+harnesses=()
+while read -r name; do
+  [[ -n "$name" ]] && harnesses+=("$name")
+done <"$build/tests/fuzz/harnesses.txt"
+if ((${#only[@]})); then
+  for h in "${only[@]}"; do
+    [[ " ${harnesses[*]} " == *" $h "* ]] || { echo "unknown harness: $h" >&2; exit 2; }
+  done
+  harnesses=("${only[@]}")
+fi
 targets=()
 for h in "${harnesses[@]}"; do targets+=("${h}_fuzzer"); done
 ((write_seeds)) && targets+=(fuzz_seed_writer)
@@ -61,7 +59,6 @@ echo "== build ${targets[*]} (-j $jobs)"
 nice -n 10 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 
 if ((write_seeds)); then
-  rm -rf "$src/tests/fuzz/corpus"
   "$build/tests/fuzz/fuzz_seed_writer" "$src/tests/fuzz/corpus"
   echo "== seeds written to tests/fuzz/corpus ($(du -sh "$src/tests/fuzz/corpus" | cut -f1))"
   exit 0

@@ -13,7 +13,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nodeagent/core/backend/s3_xml.h"
 #include "nodeagent/core/chunk/compress.h"
 #include "nodeagent/core/crypto/crypto.h"
 #include "nodeagent/core/mover/file_tree.h"
@@ -21,6 +20,10 @@
 #include "nodeagent/core/repo/decoders.h"
 #include "nodeagent/core/repo/snapshot.h"
 #include "tests/fuzz/fuzz_target.h"
+
+#if BUNKER_FUZZ_HAVE_S3_XML
+#include "nodeagent/core/backend/s3_xml.h"
+#endif
 
 namespace bunker::fuzz {
 namespace {
@@ -355,6 +358,7 @@ void Urls() {
   Write("location_url", "bad_port", "s3://bucket:99999/p");
 }
 
+#if BUNKER_FUZZ_HAVE_S3_XML
 void S3Xml() {
   namespace x = backend::s3xml;
   Write("s3_xml", "list",
@@ -376,6 +380,7 @@ void S3Xml() {
   Write("s3_xml", "complete_body", x::BuildCompleteMultipartUpload({{1, "\"e1\""}, {2, "\"e2\""}}));
   Write("s3_xml", "doctype", R"(<!DOCTYPE x [<!ENTITY a "aaaa">]><Error><Code>&a;</Code></Error>)");
 }
+#endif
 
 }  // namespace
 }  // namespace bunker::fuzz
@@ -393,6 +398,8 @@ int main(int argc, char** argv) {
   bunker::fuzz::KeysAndConfig();
   bunker::fuzz::Trees();
   bunker::fuzz::Urls();
+#if BUNKER_FUZZ_HAVE_S3_XML
   bunker::fuzz::S3Xml();
+#endif
   return 0;
 }
