@@ -7,6 +7,8 @@
 
 #include "nodeagent/core/backend/file_backend.h"
 #include "nodeagent/core/backend/nfs_backend.h"
+#include "nodeagent/core/backend/retrying_backend.h"
+#include "nodeagent/core/backend/s3_backend.h"
 
 namespace bunker::backend {
 
@@ -89,16 +91,39 @@ Result<LocationUrl> ParseLocationUrl(std::string_view url) {
 
 Result<std::unique_ptr<Backend>> OpenBackend(std::string_view url, const BackendOptions& options,
                                              bool create) {
-  (void)options;
   ASSIGN_OR_RETURN(LocationUrl loc, ParseLocationUrl(url));
   if (loc.scheme == "file") {
     return FileBackend::Open(loc.path, create);
   }
+  if (loc.scheme == "s3") {
+    // The bucket must exist (`create` does not make buckets); nothing is
+    // contacted here: the first request, or ProbeBackend, reports problems.
+    if (loc.port != 0) return BadUrl(url, "s3 URLs name a bucket, not host:port");
+    if (!loc.query.empty()) {
+      return BadUrl(url, "s3 URLs take no query; endpoint and region are options");
+    }
+    S3Options s3;
+    s3.bucket = loc.host;
+    s3.prefix = loc.path;
+    s3.endpoint = options.s3_endpoint;
+    s3.region = options.s3_region.empty() ? "us-east-1" : options.s3_region;
+    s3.ca_file = options.s3_ca_file;
+    s3.addressing_style = options.s3_addressing_style;
+    s3.unsigned_payload = options.s3_unsigned_payload;
+    Result<std::unique_ptr<S3Backend>> s3_backend = S3Backend::Open(std::move(s3));
+    if (!s3_backend.ok()) return s3_backend.status().Annotated("open " + std::string(url));
+    RetryOptions retry;
+    if (options.retry_max_attempts > 0) retry.max_attempts = options.retry_max_attempts;
+    if (options.retry_max_elapsed.count() > 0) retry.max_elapsed = options.retry_max_elapsed;
+    return std::unique_ptr<Backend>(
+        new RetryingBackend(std::move(s3_backend).value(), std::move(retry)));
+  }
   if (loc.scheme == "nfs") {
     return NfsBackend::Open(url, create);
   }
-  return Unimplemented("the " + loc.scheme +
-                       " backend is not built yet; this bunker-agent supports file:// locations");
+  return Unimplemented(
+      "the " + loc.scheme +
+      " backend is not built yet; this bunker-agent supports file:// and s3:// locations");
 }
 
 }  // namespace bunker::backend
