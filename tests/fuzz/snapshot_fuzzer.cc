@@ -25,9 +25,9 @@ bool SameStats(const repo::SnapshotStats& a, const repo::SnapshotStats& b) {
 bool Same(const repo::Snapshot& a, const repo::Snapshot& b) {
   return a.version == b.version && a.volume_id == b.volume_id && a.mode == b.mode &&
          a.time == b.time && a.host == b.host && a.tags == b.tags && a.kind == b.kind &&
-         a.parent == b.parent && a.tree == b.tree && SameStats(a.stats, b.stats) &&
-         (a.mode != "block" ||
-          (a.size == b.size && a.chunk_size == b.chunk_size && a.content == b.content));
+         a.parent == b.parent && a.tree == b.tree && a.size == b.size &&
+         SameStats(a.stats, b.stats) &&
+         (a.mode != "block" || (a.chunk_size == b.chunk_size && a.content == b.content));
 }
 
 }  // namespace
