@@ -79,6 +79,10 @@ Result<LocationUrl> ParseLocationUrl(std::string_view url) {
       }
       out.port = static_cast<int>(p);
     }
+    if (authority.empty()) {
+      return BadUrl(url, out.scheme == "s3" ? "missing bucket: s3://bucket/prefix"
+                                            : "missing server: nfs://host/export/path");
+    }
     out.host = std::string(authority);
     out.path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
     if (out.scheme == "nfs" && (out.path.empty() || out.path == "/")) {

@@ -87,17 +87,46 @@ Result<std::vector<LeaseInfo>> Lease::ListAll(Repository* repo,
       if (unreadable) unreadable->push_back(name);
       continue;
     }
+    // Fields of the wrong type make the lease unreadable, never an exception;
+    // integers must be integers (a float is not cast) within ±2^62.
     LeaseInfo l;
     l.name = name;
-    l.holder = j.value("holder", "");
-    l.host = j.value("host", "");
-    l.boot_id = j.value("boot_id", "");
-    l.pid_ns = j.value("pid_ns", "");
-    l.pid = j.value("pid", int64_t{0});
-    l.operation = j.value("operation", "");
-    l.exclusive = j.value("exclusive", true);
-    l.created = j.value("created", int64_t{0});
-    l.expires = j.value("expires", int64_t{0});
+    auto str = [&](const char* k, std::string* v) {
+      auto it = j.find(k);
+      if (it == j.end()) return true;
+      if (!it->is_string()) return false;
+      *v = it->get<std::string>();
+      return true;
+    };
+    auto num = [&](const char* k, int64_t* v) {
+      auto it = j.find(k);
+      if (it == j.end()) return true;
+      if (!it->is_number_integer()) return false;
+      if (it->is_number_unsigned()) {
+        uint64_t u = it->get<uint64_t>();
+        if (u > (uint64_t{1} << 62)) return false;
+        *v = static_cast<int64_t>(u);
+      } else {
+        *v = it->get<int64_t>();
+      }
+      return *v >= -(int64_t{1} << 62) && *v <= (int64_t{1} << 62);
+    };
+    bool good = str("holder", &l.holder) && str("host", &l.host) && str("boot_id", &l.boot_id) &&
+                str("pid_ns", &l.pid_ns) && str("operation", &l.operation) && num("pid", &l.pid) &&
+                num("created", &l.created) && num("expires", &l.expires);
+    auto ex = j.find("exclusive");
+    l.exclusive = true;
+    if (ex != j.end()) {
+      if (ex->is_boolean()) {
+        l.exclusive = ex->get<bool>();
+      } else {
+        good = false;
+      }
+    }
+    if (!good) {
+      if (unreadable) unreadable->push_back(name);
+      continue;
+    }
     out.push_back(std::move(l));
   }
   return out;

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -43,24 +45,42 @@ Result<json> ParseJson(ByteSpan data, std::string_view what) {
   return j;
 }
 
+// An unsigned integer field: integers only (a float is never cast, which is
+// undefined behaviour out of range) and within T's range. Throws
+// std::out_of_range, caught with the JSON errors by the decoders below.
+template <typename T>
+T UInt(const json& v) {
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0)) {
+    throw std::out_of_range("not a non-negative integer");
+  }
+  uint64_t u = v.get<uint64_t>();
+  if (u > std::numeric_limits<T>::max()) throw std::out_of_range("integer out of range");
+  return static_cast<T>(u);
+}
+
 }  // namespace
 
 Result<KeyFile> DecodeKeyFile(ByteSpan raw, std::string_view what) {
   ASSIGN_OR_RETURN(json j, ParseJson(raw, what));
   KeyFile k;
   try {
-    k.version = j.at("version").get<uint32_t>();
+    k.version = UInt<uint32_t>(j.at("version"));
     k.kdf = j.at("kdf").get<std::string>();
-    k.n = j.at("n").get<uint64_t>();
-    k.r = j.at("r").get<uint32_t>();
-    k.p = j.at("p").get<uint32_t>();
+    k.n = UInt<uint64_t>(j.at("n"));
+    k.r = UInt<uint32_t>(j.at("r"));
+    k.p = UInt<uint32_t>(j.at("p"));
     k.created = j.value("created", "");
     k.host = j.value("host", "");
     k.user = j.value("user", "");
     k.label = j.value("label", "");
-    ASSIGN_OR_RETURN(k.salt, Base64Decode(j.at("salt").get<std::string>()));
-    ASSIGN_OR_RETURN(k.data, Base64Decode(j.at("data").get<std::string>()));
-  } catch (const json::exception& e) {
+    Result<Bytes> salt = Base64Decode(j.at("salt").get<std::string>());
+    Result<Bytes> data = Base64Decode(j.at("data").get<std::string>());
+    if (!salt.ok() || !data.ok()) {
+      return Corruption(std::string(what) + ": salt or data is not base64");
+    }
+    k.salt = std::move(*salt);
+    k.data = std::move(*data);
+  } catch (const std::exception& e) {
     return Corruption(std::string(what) + ": " + e.what());
   }
   if (k.version != 1) {
@@ -109,7 +129,7 @@ Result<RepoConfig> DecodeConfig(ByteSpan raw) {
       return Corruption("config: not a Bunker repository (format \"" +
                         j.at("format").get<std::string>() + "\")");
     }
-    c.version = j.at("version").get<uint32_t>();
+    c.version = UInt<uint32_t>(j.at("version"));
     if (c.version > kFormatVersion) {
       return FailedPrecondition("repository format version " + std::to_string(c.version) +
                                 " is newer than this bunker-agent supports (" +
@@ -118,14 +138,16 @@ Result<RepoConfig> DecodeConfig(ByteSpan raw) {
     if (c.version != kFormatVersion) {
       return Corruption("config: unknown repository format version " + std::to_string(c.version));
     }
-    ASSIGN_OR_RETURN(c.id, ParseId(j.at("id").get<std::string>()));
+    Result<Id> id = ParseId(j.at("id").get<std::string>());
+    if (!id.ok()) return Corruption("config: repository id is not 64 hex digits");
+    c.id = *id;
     c.created = j.value("created", "");
     const json& ch = j.at("chunker");
-    c.block_size = ch.at("block_size").get<uint32_t>();
-    c.cdc.min_size = ch.at("cdc_min").get<uint32_t>();
-    c.cdc.avg_size = ch.at("cdc_avg").get<uint32_t>();
-    c.cdc.max_size = ch.at("cdc_max").get<uint32_t>();
-  } catch (const json::exception& e) {
+    c.block_size = UInt<uint32_t>(ch.at("block_size"));
+    c.cdc.min_size = UInt<uint32_t>(ch.at("cdc_min"));
+    c.cdc.avg_size = UInt<uint32_t>(ch.at("cdc_avg"));
+    c.cdc.max_size = UInt<uint32_t>(ch.at("cdc_max"));
+  } catch (const std::exception& e) {
     return Corruption(std::string("config: ") + e.what());
   }
   auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <ctime>
+#include <limits>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -58,10 +60,30 @@ Status Field(const json& j, const char* name, T* out, std::string_view what, boo
     if (!required) return Status::Ok();
     return Corruption(std::string(what) + ": field \"" + name + "\" is missing");
   }
-  try {
-    *out = it->get<T>();
-  } catch (const json::exception&) {
+  auto wrong = [&] {
     return Corruption(std::string(what) + ": field \"" + name + "\" has the wrong type");
+  };
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // Integers only: a float is never cast (out of range it would be UB).
+    if (!it->is_number_integer()) return wrong();
+    if (it->is_number_unsigned()) {
+      uint64_t u = it->template get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) return wrong();
+      *out = static_cast<T>(u);
+    } else {
+      int64_t v = it->template get<int64_t>();
+      if (v < 0 ||
+          static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+        return wrong();
+      }
+      *out = static_cast<T>(v);
+    }
+    return Status::Ok();
+  }
+  try {
+    *out = it->template get<T>();
+  } catch (const json::exception&) {
+    return wrong();
   }
   return Status::Ok();
 }
@@ -104,6 +126,9 @@ Result<Snapshot> DecodeSnapshotJson(ByteSpan data, std::string_view what) {
       Result<Id> id = ParseId(hex);
       if (!id.ok()) return Corruption(std::string(what) + ": bad content id");
       s.content.push_back(*id);
+    }
+    if (s.size > (uint64_t{1} << 56)) {
+      return Corruption(std::string(what) + ": volume size out of range");
     }
     uint64_t chunks = (s.size + s.chunk_size - 1) / s.chunk_size;
     if (chunks > uint64_t{s.content.size()} * 4096) {
