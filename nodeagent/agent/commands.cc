@@ -14,6 +14,7 @@
 #include "nodeagent/agent/progress_printer.h"
 #include "nodeagent/core/backend/backend.h"
 #include "nodeagent/core/backend/fault_backend.h"
+#include "nodeagent/core/backend/probe.h"
 #include "nodeagent/core/io/block_io.h"
 #include "nodeagent/core/mover/block_backup.h"
 #include "nodeagent/core/mover/file_backup.h"
@@ -74,6 +75,11 @@ Result<std::unique_ptr<backend::Backend>> OpenLocation(const GlobalOptions& g, b
   opts.s3_endpoint = g.s3_endpoint;
   opts.s3_region = g.s3_region;
   opts.s3_ca_file = g.s3_ca_file;
+  opts.s3_addressing_style = g.s3_addressing == "path" ? backend::S3AddressingStyle::kPath
+                             : g.s3_addressing == "virtual-hosted"
+                                 ? backend::S3AddressingStyle::kVirtualHosted
+                                 : backend::S3AddressingStyle::kAuto;
+  opts.s3_unsigned_payload = g.s3_unsigned_payload;
   ASSIGN_OR_RETURN(std::unique_ptr<backend::Backend> b, backend::OpenBackend(g.repo, opts, create));
   // Tests only: inject storage faults (see fault_backend.h).
   if (const char* faults = std::getenv("BUNKER_FAULTS"); faults != nullptr && *faults != '\0') {
@@ -154,6 +160,20 @@ int CmdInit(const GlobalOptions& g, const InitArgs& a) {
   } else {
     std::cout << "created repository at " << (*b)->Describe() << "\n"
               << "Keep the password safe: without it the backups cannot be restored.\n";
+  }
+  return kExitOk;
+}
+
+int CmdProbe(const GlobalOptions& g) {
+  Result<std::unique_ptr<backend::Backend>> b = OpenLocation(g, false);
+  if (!b.ok()) return Fail(g, b.status());
+  Status st = backend::ProbeBackend(b->get());
+  if (!st.ok()) return Fail(g, st);
+  if (g.json) {
+    PrintJson({{"location", (*b)->Describe()}, {"ok", true}});
+  } else {
+    std::cout << "probe of " << (*b)->Describe()
+              << ": write, read, list and delete of a probe object all work\n";
   }
   return kExitOk;
 }

@@ -28,6 +28,8 @@ struct GlobalOptions {
   bool json = false;
   std::string io_engine = "auto";
   std::string s3_endpoint, s3_region, s3_ca_file;
+  std::string s3_addressing = "auto";  // auto, path, virtual-hosted
+  bool s3_unsigned_payload = false;
 };
 
 struct InitArgs {
@@ -69,6 +71,7 @@ struct PruneArgs {
 };
 
 int CmdInit(const GlobalOptions& g, const InitArgs& a);
+int CmdProbe(const GlobalOptions& g);
 int CmdKeyAdd(const GlobalOptions& g, const KeyAddArgs& a);
 int CmdKeyList(const GlobalOptions& g);
 int CmdKeyRemove(const GlobalOptions& g, const std::string& id);

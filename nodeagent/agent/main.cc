@@ -21,7 +21,8 @@ const char kFooter[] = R"(Environment:
   BUNKER_IO_ENGINE      auto | io_uring | pread (volume I/O engine)
 
 Repository URLs: file:///srv/backups (or a plain path), nfs://host/export/dir,
-s3://bucket/prefix.
+s3://bucket/prefix (with --s3-endpoint for MinIO/Ceph; credentials from
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials).
 
 Exit codes: 0 ok, 1 failed, 2 bad usage, 3 wrong password or permission denied,
 4 repository locked, 5 damaged or missing data, 6 not found.
@@ -69,12 +70,19 @@ int main(int argc, char** argv) {
   app.add_option("--s3-endpoint", g.s3_endpoint, "S3 endpoint URL (s3:// repositories)");
   app.add_option("--s3-region", g.s3_region, "S3 region");
   app.add_option("--s3-ca-file", g.s3_ca_file, "CA bundle to verify the S3 endpoint");
+  app.add_option("--s3-addressing", g.s3_addressing,
+                 "auto (path style for custom endpoints), path or virtual-hosted")
+      ->check(CLI::IsMember({"auto", "path", "virtual-hosted"}));
+  app.add_flag("--s3-unsigned-payload", g.s3_unsigned_payload,
+               "Skip the payload hash in signatures (https only)");
 
   // repo init | key add | key list | key remove
   CLI::App* repo_cmd = app.add_subcommand("repo", "Create a repository and manage its keys");
   repo_cmd->require_subcommand(1);
   InitArgs init;
   CLI::App* init_cmd = repo_cmd->add_subcommand("init", "Create a new repository at --repo");
+  CLI::App* probe_cmd = repo_cmd->add_subcommand(
+      "probe", "Check a location: write, read, list and delete a probe object");
   init_cmd->add_option("--block-size", init.block_size,
                        "Chunk size of block-mode backups in bytes (default 1 MiB)");
   CLI::App* key_cmd = repo_cmd->add_subcommand(
@@ -165,6 +173,7 @@ int main(int argc, char** argv) {
   bunker::InitLogging(log_level);
 
   if (*init_cmd) return CmdInit(g, init);
+  if (*probe_cmd) return CmdProbe(g);
   if (*key_add_cmd) return CmdKeyAdd(g, key_add);
   if (*key_list_cmd) return CmdKeyList(g);
   if (*key_rm_cmd) return CmdKeyRemove(g, key_id);
