@@ -81,17 +81,21 @@ inline Bytes RandomData(size_t n, uint64_t seed) {
   return b;
 }
 
-// s3rver 3.7 makes ListObjectsV2 continuation tokens with DES, which the
-// OpenSSL 3 in Node 17+ only offers through its legacy provider: without it,
-// every listing of more than 1000 keys fails with 500 InternalError
-// (ERR_OSSL_EVP_UNSUPPORTED in s3rver's log). The harness starts s3rver
-// with the test's environment, so enable the provider there.
-inline void EnableS3rverContinuationTokens() {
+// The environment s3rver inherits from the test process (the harness starts
+// it with the test's environment), set before any s3rver starts:
+//  - s3rver 3.7 makes ListObjectsV2 continuation tokens with DES, which the
+//    OpenSSL 3 in Node 17+ only offers through its legacy provider: without
+//    it every listing of more than 1000 keys fails with 500 InternalError
+//    (ERR_OSSL_EVP_UNSUPPORTED in s3rver's log);
+//  - s3rver_fixes.js makes its PUTs atomic and read-after-write, as real S3
+//    stores are (see that file).
+inline void PrepareS3rverEnvironment() {
   const char* current = std::getenv("NODE_OPTIONS");
   std::string options = current == nullptr ? "" : current;
-  if (options.find("--openssl-legacy-provider") != std::string::npos) return;
+  if (options.find("s3rver_fixes.js") != std::string::npos) return;
   if (!options.empty()) options += " ";
-  options += "--openssl-legacy-provider";
+  options += "--openssl-legacy-provider --require \"" + std::string(BUNKER_SOURCE_DIR) +
+             "/tests/integration/s3/s3rver_fixes.js\"";
   ::setenv("NODE_OPTIONS", options.c_str(), 1);
 }
 
@@ -99,7 +103,7 @@ inline void EnableS3rverContinuationTokens() {
 class S3rverTest : public testing::S3ServerTest {
  protected:
   void SetUp() override {
-    EnableS3rverContinuationTokens();
+    PrepareS3rverEnvironment();
     testing::S3ServerTest::SetUp();
   }
 };
@@ -108,7 +112,7 @@ class S3rverTest : public testing::S3ServerTest {
 // backend per test; each gets its own prefix). Started on first use.
 inline testing::S3Server* SharedS3Server() {
   static std::unique_ptr<testing::S3Server> server = [] {
-    EnableS3rverContinuationTokens();
+    PrepareS3rverEnvironment();
     Result<std::unique_ptr<testing::S3Server>> s = testing::S3Server::Start();
     if (!s.ok()) {
       std::cerr << "cannot start s3rver: " << s.status().ToString() << "\n";

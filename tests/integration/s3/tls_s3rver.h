@@ -57,7 +57,7 @@ class TlsS3rver {
  public:
   static Result<std::unique_ptr<TlsS3rver>> Start(const fs::path& key, const fs::path& cert,
                                                   const fs::path& dir) {
-    EnableS3rverContinuationTokens();
+    PrepareS3rverEnvironment();
     auto server = std::unique_ptr<TlsS3rver>(new TlsS3rver());
     ASSIGN_OR_RETURN(server->port_, testing::PickFreePort());
     ASSIGN_OR_RETURN(fs::path node, testing::FindExecutable("node"));
