@@ -47,7 +47,8 @@ soak: deps
 
 # libFuzzer over every decoder, FUZZ_SECONDS per harness (clang build of its own).
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz:
+	@bash packaging/deps/install-deps.sh --with-fuzz
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # clang-format check on every C++ file, clang-tidy on C++ files changed

@@ -7,6 +7,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 top="$(cd "$here/../.." && pwd)"
 mapfile -t pkgs < <(grep -v -E '^\s*(#|$)' "$here/debian-packages.txt")
+# make fuzz also needs clang and libFuzzer's runtime (not needed by make test).
+if [[ "${1:-}" == "--with-fuzz" ]]; then
+  pkgs+=(clang libclang-rt-14-dev)
+fi
 
 # Node.js and npm run the S3 and Azure test servers. Use the machine's own when
 # present (it may come from another source whose npm conflicts with Debian's).
