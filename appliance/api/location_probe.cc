@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/backend/probe.h"
 
 namespace bunker::api {
 
@@ -11,43 +11,9 @@ Status ProbeLocation(const std::string& url, const backend::BackendOptions& opti
   if (!opened.ok()) {
     return opened.Annotated("probe: open");
   }
-  backend::Backend& b = **opened;
-  Bytes nonce(16);
-  RETURN_IF_ERROR(crypto::RandomBytes(nonce));
-  const std::string name = "probe/" + HexEncode(nonce);
-  const std::string what = "probe of " + b.Describe() + ": ";
-  Bytes payload(4096);
-  RETURN_IF_ERROR(crypto::RandomBytes(payload));
-
-  RETURN_IF_ERROR_CTX(b.Put(name, payload), what + "step 1/5 (write " + name + ")");
-  Status st = [&]() -> Status {
-    Result<Bytes> back = b.Get(name);
-    RETURN_IF_ERROR_CTX(back.status(), what + "step 2/5 (read " + name + ")");
-    if (*back != payload) {
-      return Corruption(what + "step 2/5 (read " + name +
-                        "): content differs from what was written");
-    }
-    Result<backend::ObjectInfo> info = b.Stat(name);
-    RETURN_IF_ERROR_CTX(info.status(), what + "step 3/5 (stat " + name + ")");
-    if (info->size != payload.size()) {
-      return Corruption(what + "step 3/5 (stat " + name + "): wrong size");
-    }
-    bool listed = false;
-    RETURN_IF_ERROR_CTX(b.List("probe/",
-                               [&](const backend::ObjectInfo& o) {
-                                 listed = listed || o.name == name;
-                                 return Status::Ok();
-                               }),
-                        what + "step 4/5 (list probe/)");
-    if (!listed) {
-      return FailedPrecondition(what + "step 4/5 (list probe/): the probe object is not listed");
-    }
-    return Status::Ok();
-  }();
-  Status deleted = b.Delete(name);
-  RETURN_IF_ERROR(st);
-  RETURN_IF_ERROR_CTX(deleted, what + "step 5/5 (delete " + name + ")");
-  return Status::Ok();
+  // The same probe `bunker-agent repo probe` runs: write, read (whole and by
+  // range), stat, list and delete a probe object.
+  return backend::ProbeBackend(opened->get());
 }
 
 }  // namespace bunker::api
