@@ -14,6 +14,7 @@
 #include "nodeagent/core/chunk/chunker.h"
 #include "nodeagent/core/repo/pack_writer.h"
 #include "nodeagent/core/util/bounded_queue.h"
+#include "nodeagent/core/util/error_slot.h"
 #include "nodeagent/core/util/failpoint.h"
 
 namespace bunker::mover {
@@ -31,26 +32,6 @@ int DefaultWorkers(int requested) {
   if (requested > 0) return requested;
   return std::max(1u, std::thread::hardware_concurrency());
 }
-
-// First error wins; everyone checks failed() to stop early.
-class ErrorSlot {
- public:
-  void Set(Status st) {
-    std::lock_guard lock(mu_);
-    if (st_.ok()) st_ = std::move(st);
-    failed_ = true;
-  }
-  bool failed() const { return failed_.load(std::memory_order_relaxed); }
-  Status Get() {
-    std::lock_guard lock(mu_);
-    return st_;
-  }
-
- private:
-  std::mutex mu_;
-  Status st_;
-  std::atomic<bool> failed_{false};
-};
 
 // Packs that exist in the location, for --full's store check.
 Status ListPacks(repo::Repository* repo, std::unordered_set<ObjectId, repo::IdHash>* packs) {

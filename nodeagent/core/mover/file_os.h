@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "nodeagent/core/util/bytes.h"
+#include "nodeagent/core/util/error_slot.h"
 #include "nodeagent/core/util/status.h"
 
 namespace bunker::mover {
@@ -43,26 +44,6 @@ class Fd {
 
  private:
   int fd_ = -1;
-};
-
-// First error wins; everyone checks failed() to stop early.
-class ErrorSlot {
- public:
-  void Set(Status st) {
-    std::lock_guard lock(mu_);
-    if (st_.ok()) st_ = std::move(st);
-    failed_ = true;
-  }
-  bool failed() const { return failed_.load(std::memory_order_relaxed); }
-  Status Get() {
-    std::lock_guard lock(mu_);
-    return st_;
-  }
-
- private:
-  std::mutex mu_;
-  Status st_;
-  std::atomic<bool> failed_{false};
 };
 
 // Workers to run: `requested` if positive, else one per core (at least `min`).
