@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the main job on the embedded defaults, with what exists today.
 #
-# Bunker's appliance (bunkerd, bunkerctl) and the Kubernetes side are not built
-# yet. What exists is the node agent's data mover, so the demo runs it the way
+# Bunker's appliance (bunkerd, bunkerctl) is only started and the Kubernetes
+# side is not built yet. The demo runs the node agent's data mover the way
 # the appliance will: a block volume and a directory tree are backed up into an
 # encrypted, deduplicated repository in a local directory (the embedded default
 # location), changed, backed up again incrementally, verified and restored, and
@@ -81,5 +81,6 @@ run forget --repo "$repo" --keep-last 1
 run prune --repo "$repo"
 run check --repo "$repo"
 
-printf '\ndemo: done. Everything above was computed by this run; the appliance (bunkerd, bunkerctl)\n'
-printf 'and the Kubernetes side are not built yet (see README.md).\n'
+printf '\ndemo: done. Everything above was computed by this run. The appliance (bunkerd, bunkerctl)\n'
+printf 'is only started and the Kubernetes side is not built yet, so the demo drives the agent directly\n'
+printf '(see README.md).\n'
