@@ -15,11 +15,6 @@ namespace bunker::fuzz {
 BUNKER_FUZZ_TARGET(config) {
   Result<repo::RepoConfig> r = repo::DecodeConfig(data);
   if (!r.ok()) {
-    if (r.status().code() == Code::kInvalidArgument) {
-      FUZZ_KNOWN_BUG("config-error-code", "config rejected with " + Describe(r.status()) +
-                                              " instead of Corruption naming the config");
-      return false;
-    }
     FUZZ_CHECK(
         r.status().code() == Code::kCorruption || r.status().code() == Code::kFailedPrecondition,
         Describe(r.status()));

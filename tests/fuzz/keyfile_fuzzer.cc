@@ -16,11 +16,6 @@ namespace bunker::fuzz {
 BUNKER_FUZZ_TARGET(keyfile) {
   Result<repo::KeyFile> r = repo::DecodeKeyFile(data, "keys/fuzz");
   if (!r.ok()) {
-    if (r.status().code() == Code::kInvalidArgument) {
-      FUZZ_KNOWN_BUG("keyfile-error-code", "key file rejected with " + Describe(r.status()) +
-                                               " instead of Corruption naming the key file");
-      return false;
-    }
     FUZZ_CHECK(r.status().code() == Code::kCorruption, Describe(r.status()));
     FUZZ_CHECK(r.status().message().find("keys/fuzz") != std::string::npos,
                "error does not name the key file: " + Describe(r.status()));

@@ -26,11 +26,6 @@ BUNKER_FUZZ_TARGET(location_url) {
   FUZZ_CHECK(u.original == url, "original URL not kept");
   FUZZ_CHECK(url.find('\0') == std::string_view::npos, "URL with a NUL accepted");
   FUZZ_CHECK(u.port >= 0 && u.port <= 65535, "port out of range");
-  if ((u.scheme == "nfs" || u.scheme == "s3") && u.host.empty() && u.port != 0) {
-    FUZZ_KNOWN_BUG("location-url-empty-host", "\"" + std::string(url.substr(0, 80)) +
-                                                  "\" accepted without a server or bucket");
-    return true;
-  }
   if (u.scheme == "file") {
     FUZZ_CHECK(!u.path.empty() && u.path.front() == '/', "file path is not absolute");
     FUZZ_CHECK(u.port == 0 && u.host.empty() && u.query.empty(), "file URL with host or query");

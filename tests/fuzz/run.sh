@@ -91,20 +91,20 @@ for h in "${harnesses[@]}"; do
     -print_final_stats=1 -artifact_prefix="$findings/" "${dict[@]}" >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   if [[ -z "$execs" ]]; then
-    execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+    execs=$(grep -aoE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
   fi
-  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+  rate=$(grep -ao 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+  cov=$(grep -aoE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || true)
   # Findings of this run: libFuzzer names each artifact it writes in the log.
-  found=$(grep -c 'Test unit written to' "$log" || true)
-  known=$(grep -o '^KNOWN-BUG [a-z0-9-]*' "$log" | cut -d' ' -f2 | sort -u | paste -sd, - || true)
+  found=$(grep -ac 'Test unit written to' "$log" || true)
+  known=$(grep -ao '^KNOWN-BUG [a-z0-9-]*' "$log" | cut -d' ' -f2 | sort -u | paste -sd, - || true)
   if ((rc != 0)) && ((found == 0)); then found="rc=$rc"; fi
   if [[ "$found" != 0 ]]; then status=1; fi
   results+=("$h|${execs:-0}|${rate:-0}|${cov:-0}|$found|${known:--}")
   if [[ "$found" != 0 ]]; then
-    grep -E 'ERROR|runtime error|PROPERTY|Test unit written|SUMMARY' "$log" | head -8 | sed 's/^/   /'
+    grep -aE 'ERROR|runtime error|PROPERTY|Test unit written|SUMMARY' "$log" | head -8 | sed 's/^/   /' || true
   fi
 done
 

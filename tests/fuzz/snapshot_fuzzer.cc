@@ -45,13 +45,9 @@ BUNKER_FUZZ_TARGET(snapshot) {
     // Chunks the volume needs, rounded up, without overflow.
     uint64_t chunks = s.size / s.chunk_size + (s.size % s.chunk_size != 0 ? 1 : 0);
     uint64_t capacity = uint64_t{s.content.size()} * repo::kContentIdsPerMeta;
-    if (chunks > capacity) {
-      FUZZ_KNOWN_BUG("snapshot-size-overflow",
-                     "block snapshot of " + std::to_string(s.size) + " bytes in chunks of " +
-                         std::to_string(s.chunk_size) + " accepted with " +
-                         std::to_string(s.content.size()) + " content blobs");
-      return true;
-    }
+    FUZZ_CHECK(chunks <= capacity, "block snapshot of " + std::to_string(s.size) +
+                                       " bytes accepted with " + std::to_string(s.content.size()) +
+                                       " content blobs");
   } else {
     FUZZ_CHECK(s.tree.has_value(), "file snapshot without a tree");
   }
