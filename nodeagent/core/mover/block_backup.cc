@@ -54,8 +54,9 @@ Result<std::vector<repo::ChunkRef>> LoadBlockContent(repo::Repository* repo,
                            "-mode snapshot, not a block-mode one");
   }
   uint64_t chunks = (snapshot.size + snapshot.chunk_size - 1) / snapshot.chunk_size;
+  // No reserve(chunks): the count comes from the snapshot, and the vector
+  // grows only as real content lists decode.
   std::vector<repo::ChunkRef> ids;
-  ids.reserve(chunks);
   for (const BlobId& meta : snapshot.content) {
     Result<Bytes> plain = repo->ReadBlob(meta, codec);
     if (!plain.ok()) return plain.Annotated("content list of volume " + snapshot.volume_id);

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -134,8 +135,8 @@ Result<std::vector<LeaseInfo>> Lease::ListAll(Repository* repo,
 
 bool Lease::IsStale(const LeaseInfo& l, std::chrono::seconds skew) {
   static const LeaseInfo self = LocalIdentity();
-  if (l.pid > 0 && !l.boot_id.empty() && l.host == self.host && l.boot_id == self.boot_id &&
-      l.pid_ns == self.pid_ns) {
+  if (l.pid > 0 && l.pid <= std::numeric_limits<pid_t>::max() && !l.boot_id.empty() &&
+      l.host == self.host && l.boot_id == self.boot_id && l.pid_ns == self.pid_ns) {
     // A process of this boot and pid namespace: stale exactly when it is gone.
     return ::kill(static_cast<pid_t>(l.pid), 0) != 0 && errno == ESRCH;
   }
