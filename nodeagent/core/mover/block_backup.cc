@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nodeagent/core/chunk/chunker.h"
+#include "nodeagent/core/mover/file_os.h"
 #include "nodeagent/core/repo/pack_writer.h"
 #include "nodeagent/core/util/bounded_queue.h"
 #include "nodeagent/core/util/error_slot.h"
@@ -26,15 +27,9 @@ using repo::BlobType;
 using repo::Id;
 using repo::ObjectId;
 
-namespace {
+namespace {}  // namespace
 
-int DefaultWorkers(int requested) {
-  if (requested > 0) return requested;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// Packs that exist in the location, for --full's store check.
-Status ListPacks(repo::Repository* repo, std::unordered_set<ObjectId, repo::IdHash>* packs) {
+Status ListStoredPacks(repo::Repository* repo, std::unordered_set<ObjectId, repo::IdHash>* packs) {
   return repo->backend()->List("data/", [&](const backend::ObjectInfo& info) {
     std::string_view name = info.name;
     name.remove_prefix(name.rfind('/') + 1);
@@ -43,8 +38,6 @@ Status ListPacks(repo::Repository* repo, std::unordered_set<ObjectId, repo::IdHa
     return Status::Ok();
   });
 }
-
-}  // namespace
 
 Result<std::vector<repo::ChunkRef>> LoadBlockContent(repo::Repository* repo,
                                                      const repo::Snapshot& snapshot,
@@ -76,7 +69,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
                                        const BlockBackupOptions& options) {
   auto start = std::chrono::steady_clock::now();
   const uint32_t chunk_size = repo->config().block_size;
-  const int workers = DefaultWorkers(options.workers);
+  const int workers = WorkerCount(options.workers);
 
   repo::Snapshot snap;
   snap.volume_id = options.volume_id.empty() ? options.volume_path : options.volume_id;
@@ -122,7 +115,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
 
   std::unordered_set<ObjectId, repo::IdHash> existing_packs;
   if (options.full) {
-    RETURN_IF_ERROR(ListPacks(repo, &existing_packs));
+    RETURN_IF_ERROR(ListStoredPacks(repo, &existing_packs));
   }
 
   io::ReadOptions read = options.read;

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 #include "nodeagent/core/io/block_io.h"
 #include "nodeagent/core/mover/progress.h"
@@ -60,6 +61,11 @@ struct RestoreResult {
 // blob (MAC, length, id). The file is left sparse where the volume had holes.
 Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Snapshot& snapshot,
                                          const BlockRestoreOptions& options);
+
+// The ids of the packs present in the location (for --full's store check:
+// a reused blob whose pack is gone is stored again).
+Status ListStoredPacks(repo::Repository* repo,
+                       std::unordered_set<repo::ObjectId, repo::IdHash>* packs);
 
 // Loads the content list of a block snapshot (chunk ids and fingerprints,
 // holes as kHoleId).

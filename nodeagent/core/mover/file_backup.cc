@@ -121,16 +121,6 @@ struct InodeKeyHash {
   }
 };
 
-Status ListPacks(repo::Repository* repo, std::unordered_set<ObjectId, repo::IdHash>* packs) {
-  return repo->backend()->List("data/", [&](const backend::ObjectInfo& info) {
-    std::string_view name = info.name;
-    name.remove_prefix(name.rfind('/') + 1);
-    Result<Id> id = repo::ParseId(name);
-    if (id.ok()) packs->insert(*id);
-    return Status::Ok();
-  });
-}
-
 // Reads a tree blob, checking the index calls it a tree.
 Result<Tree> LoadTree(repo::Repository* repo, BlobCodec* codec, const BlobId& id,
                       std::string_view what) {
@@ -268,7 +258,7 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
     }
   }
   snap.kind = snap.parent ? "incremental" : "full";
-  if (options_.full) RETURN_IF_ERROR(ListPacks(repo_, &existing_packs_));
+  if (options_.full) RETURN_IF_ERROR(ListStoredPacks(repo_, &existing_packs_));
 
   Fd root(::open(options_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return ErrnoStatus("open directory " + options_.root, errno);
