@@ -56,6 +56,84 @@ CREATE TABLE grants (
 CREATE INDEX grants_by_object ON grants (object_kind, object_id);
 ALTER TABLE tokens ADD COLUMN description TEXT NOT NULL DEFAULT '';
 )sql"},
+    // v3: clusters, schedule policies, rules, backups and restores (all
+    // ownable, with grants), events of backups and restores. API fields that
+    // are not looked up by SQL live in `spec` (JSON); server-maintained
+    // state (cluster probe, backup progress) in `status` (JSON).
+    {3, R"sql(
+CREATE TABLE clusters (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+  spec TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL DEFAULT '{}',
+  sealed_secrets BLOB,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE schedule_policies (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+  spec TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL DEFAULT '{}',
+  sealed_secrets BLOB,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE rules (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+  spec TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL DEFAULT '{}',
+  sealed_secrets BLOB,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE backups (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+  spec TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL DEFAULT '{}',
+  sealed_secrets BLOB,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN
+    ('pending', 'running', 'succeeded', 'partial', 'failed', 'deleting')),
+  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE RESTRICT,
+  location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE RESTRICT,
+  pre_rule_id INTEGER REFERENCES rules(id) ON DELETE SET NULL,
+  post_rule_id INTEGER REFERENCES rules(id) ON DELETE SET NULL,
+  schedule_policy_id INTEGER REFERENCES schedule_policies(id) ON DELETE SET NULL
+);
+CREATE INDEX backups_by_cluster ON backups (cluster_id);
+CREATE INDEX backups_by_location ON backups (location_id);
+CREATE TABLE restores (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+  spec TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL DEFAULT '{}',
+  sealed_secrets BLOB,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN
+    ('pending', 'running', 'succeeded', 'partial', 'failed', 'deleting')),
+  backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE RESTRICT,
+  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE RESTRICT
+);
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY,
+  object_kind TEXT NOT NULL,
+  object_id INTEGER NOT NULL,
+  time INTEGER NOT NULL,
+  level TEXT NOT NULL CHECK (level IN ('info', 'warning', 'error')),
+  message TEXT NOT NULL
+);
+CREATE INDEX events_by_object ON events (object_kind, object_id);
+)sql"},
 };
 
 }  // namespace

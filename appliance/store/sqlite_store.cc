@@ -68,6 +68,15 @@ class Stmt {
     sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  // 0 binds NULL (an absent reference).
+  Stmt& BindRef(int i, int64_t v) {
+    if (v == 0) {
+      sqlite3_bind_null(stmt_, i);
+    } else {
+      sqlite3_bind_int64(stmt_, i, v);
+    }
+    return *this;
+  }
   // True when a row is available, false when done; error otherwise.
   Result<bool> Step(std::string_view what) {
     int rc = sqlite3_step(stmt_);
@@ -104,6 +113,14 @@ class Stmt {
 #define PREPARE(var, sql) \
   Stmt var(db_, sql);     \
   RETURN_IF_ERROR(var.prepared())
+
+// Steps a one-row query; an error or no row returns from the function.
+#define ASSERT_OR_STEP(stmt, what)                                \
+  do {                                                            \
+    Result<bool> step_ = (stmt).Step(what);                       \
+    if (!step_.ok()) return step_.status();                       \
+    if (!*step_) return Internal(std::string(what) + ": no row"); \
+  } while (0)
 
 constexpr std::string_view kUserColumns = "id, name, role, password_hash, created_at";
 constexpr std::string_view kTokenColumns =
@@ -335,6 +352,212 @@ class SqliteStore final : public Store {
     return ExecLocked("COMMIT", "commit");
   }
 
+  Status UpdateLocation(const LocationRecord& l) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, "UPDATE locations SET name = ?, sealed_secrets = ? WHERE id = ?");
+    s.Bind(1, l.name).Bind(2, ByteSpan(l.sealed_secrets)).Bind(3, l.id);
+    RETURN_IF_ERROR(s.Exec("update backup location \"" + l.name + "\""));
+    return ChangedOne("backup location " + std::to_string(l.id));
+  }
+
+  Status UpdateUser(const UserRecord& u) override {
+    std::lock_guard lock(mu_);
+    return TxLocked([&]() -> Status {
+      if (u.role != "admin") {
+        RETURN_IF_ERROR(KeepAnAdminLocked(u.id));
+      }
+      PREPARE(s, "UPDATE users SET role = ?, password_hash = ? WHERE id = ?");
+      s.Bind(1, u.role).Bind(2, u.password_hash).Bind(3, u.id);
+      RETURN_IF_ERROR(s.Exec("update user " + std::to_string(u.id)));
+      return ChangedOne("user " + std::to_string(u.id));
+    });
+  }
+  Status DeleteUser(int64_t id) override {
+    std::lock_guard lock(mu_);
+    return TxLocked([&]() -> Status {
+      RETURN_IF_ERROR(KeepAnAdminLocked(id));
+      for (std::string_view table :
+           {"locations", "clusters", "schedule_policies", "rules", "backups", "restores"}) {
+        PREPARE(o, Sql("SELECT COUNT(*) FROM ", table, " WHERE owner_id = ?"));
+        o.Bind(1, id);
+        ASSERT_OR_STEP(o, "owned objects");
+        if (o.Int(0) > 0) {
+          return FailedPrecondition("user " + std::to_string(id) + " still owns " +
+                                    std::to_string(o.Int(0)) + " object(s) in " +
+                                    std::string(table) + "; delete them first");
+        }
+      }
+      PREPARE(g, "DELETE FROM grants WHERE grantee_kind = 'user' AND grantee_id = ?");
+      g.Bind(1, id);
+      RETURN_IF_ERROR(g.Exec("delete grants to user"));
+      PREPARE(s, "DELETE FROM users WHERE id = ?");
+      s.Bind(1, id);
+      RETURN_IF_ERROR(s.Exec("delete user"));
+      return ChangedOne("user " + std::to_string(id));
+    });
+  }
+
+  Status UpdateGroup(const GroupRecord& g) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, "UPDATE groups SET name = ? WHERE id = ?");
+    s.Bind(1, g.name).Bind(2, g.id);
+    RETURN_IF_ERROR(s.Exec("update group \"" + g.name + "\""));
+    return ChangedOne("group " + std::to_string(g.id));
+  }
+  Status DeleteGroup(int64_t id) override {
+    std::lock_guard lock(mu_);
+    return TxLocked([&]() -> Status {
+      PREPARE(g, "DELETE FROM grants WHERE grantee_kind = 'group' AND grantee_id = ?");
+      g.Bind(1, id);
+      RETURN_IF_ERROR(g.Exec("delete grants to group"));
+      PREPARE(s, "DELETE FROM groups WHERE id = ?");
+      s.Bind(1, id);
+      RETURN_IF_ERROR(s.Exec("delete group"));
+      return ChangedOne("group " + std::to_string(id));
+    });
+  }
+  Status AddGroupMember(int64_t group_id, int64_t user_id) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)");
+    s.Bind(1, group_id).Bind(2, user_id);
+    Status st = s.Exec("add group member");
+    if (!st.ok() && st.code() == Code::kFailedPrecondition) {
+      return NotFound("group " + std::to_string(group_id) + " or user " + std::to_string(user_id) +
+                      " not found");
+    }
+    return st;
+  }
+  Status RemoveGroupMember(int64_t group_id, int64_t user_id) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, "DELETE FROM group_members WHERE group_id = ? AND user_id = ?");
+    s.Bind(1, group_id).Bind(2, user_id);
+    RETURN_IF_ERROR(s.Exec("remove group member"));
+    return ChangedOne("member " + std::to_string(user_id) + " of group " +
+                      std::to_string(group_id));
+  }
+
+  Result<int64_t> CreateObject(Kind kind, const ObjectRecord& o) override {
+    std::lock_guard lock(mu_);
+    std::vector<std::string_view> refs = KindRefs(kind);
+    std::string cols = "name, owner_id, spec, status, sealed_secrets, created_at, updated_at";
+    std::string marks = "?, ?, ?, ?, ?, ?, ?";
+    if (KindHasState(kind)) {
+      cols += ", state";
+      marks += ", ?";
+    }
+    for (std::string_view r : refs) {
+      cols += ", " + std::string(r);
+      marks += ", ?";
+    }
+    PREPARE(s, Sql("INSERT INTO ", Table(kind), " (" + cols + ") VALUES (" + marks + ")"));
+    int i = BindObject(s, kind, o, /*with_owner=*/true);
+    (void)i;
+    RETURN_IF_ERROR(s.Exec("create " + std::string(KindName(kind)) + " \"" + o.name + "\""));
+    return sqlite3_last_insert_rowid(db_);
+  }
+  Result<ObjectRecord> GetObject(Kind kind, int64_t id) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, Sql("SELECT ", ObjectColumns(kind), Sql(" FROM ", Table(kind), " WHERE id = ?")));
+    s.Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, s.Step("get object"));
+    if (!row) {
+      return NotFound(std::string(KindName(kind)) + " " + std::to_string(id) + " not found");
+    }
+    return ReadObject(s, kind);
+  }
+  Result<std::vector<ObjectRecord>> ListObjects(Kind kind) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, Sql("SELECT ", ObjectColumns(kind), Sql(" FROM ", Table(kind), " ORDER BY id")));
+    std::vector<ObjectRecord> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step("list objects"));
+      if (!row) {
+        return out;
+      }
+      out.push_back(ReadObject(s, kind));
+    }
+  }
+  Status UpdateObject(Kind kind, const ObjectRecord& o) override {
+    std::lock_guard lock(mu_);
+    std::string set = "name = ?, spec = ?, status = ?, sealed_secrets = ?, updated_at = ?";
+    if (KindHasState(kind)) {
+      set += ", state = ?";
+    }
+    for (std::string_view r : KindRefs(kind)) {
+      set += ", " + std::string(r) + " = ?";
+    }
+    PREPARE(s, Sql("UPDATE ", Table(kind), " SET " + set + " WHERE id = ?"));
+    int i = BindObject(s, kind, o, /*with_owner=*/false);
+    s.Bind(i, o.id);
+    RETURN_IF_ERROR(s.Exec("update " + std::string(KindName(kind)) + " \"" + o.name + "\""));
+    return ChangedOne(std::string(KindName(kind)) + " " + std::to_string(o.id));
+  }
+  Status DeleteObject(Kind kind, int64_t id) override {
+    std::lock_guard lock(mu_);
+    return TxLocked([&]() -> Status {
+      for (std::string_view table : {"grants", "events"}) {
+        PREPARE(g, Sql("DELETE FROM ", table, " WHERE object_kind = ? AND object_id = ?"));
+        g.Bind(1, KindName(kind)).Bind(2, id);
+        RETURN_IF_ERROR(g.Exec(Sql("delete ", table, "")));
+      }
+      PREPARE(s, Sql("DELETE FROM ", Table(kind), " WHERE id = ?"));
+      s.Bind(1, id);
+      Status st = s.Exec("delete " + std::string(KindName(kind)) + " " + std::to_string(id));
+      if (!st.ok() && st.code() == Code::kFailedPrecondition) {
+        return FailedPrecondition(std::string(KindName(kind)) + " " + std::to_string(id) +
+                                  " is still used by other objects (backups or restores)");
+      }
+      RETURN_IF_ERROR(st);
+      return ChangedOne(std::string(KindName(kind)) + " " + std::to_string(id));
+    });
+  }
+
+  Status AppendEvent(Kind kind, int64_t object_id, const EventRecord& e) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s,
+            "INSERT INTO events (object_kind, object_id, time, level, message) "
+            "VALUES (?, ?, ?, ?, ?)");
+    s.Bind(1, KindName(kind)).Bind(2, object_id).Bind(3, e.time).Bind(4, e.level);
+    s.Bind(5, e.message);
+    return s.Exec("append event");
+  }
+  Result<std::vector<EventRecord>> ListEvents(Kind kind, int64_t object_id) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s,
+            "SELECT id, time, level, message FROM events WHERE object_kind = ? AND "
+            "object_id = ? ORDER BY id");
+    s.Bind(1, KindName(kind)).Bind(2, object_id);
+    return All<EventRecord>(
+        s,
+        [](Stmt& r) {
+          return EventRecord{r.Int(0), r.Int(1), r.Text(2), r.Text(3)};
+        },
+        "list events");
+  }
+
+  Result<std::map<std::string, int64_t>> CountByState(Kind kind) override {
+    std::lock_guard lock(mu_);
+    std::map<std::string, int64_t> out;
+    if (!KindHasState(kind)) {
+      return out;
+    }
+    PREPARE(s, Sql("SELECT state, COUNT(*) FROM ", Table(kind), " GROUP BY state"));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step("count by state"));
+      if (!row) {
+        return out;
+      }
+      out[s.Text(0)] = s.Int(1);
+    }
+  }
+  Result<int64_t> SumStatusField(Kind kind, std::string_view field) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, Sql("SELECT COALESCE(SUM(json_extract(status, ?)), 0) FROM ", Table(kind), ""));
+    s.Bind(1, "$." + std::string(field));
+    ASSIGN_OR_RETURN(bool row, s.Step("sum status field"));
+    return row ? s.Int(0) : 0;
+  }
+
   Result<int64_t> CreateGrant(const GrantRecord& g) override {
     std::lock_guard lock(mu_);
     PREPARE(s,
@@ -365,6 +588,103 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Runs `body` in one IMMEDIATE transaction (mu_ held by the caller);
+  // rolls back when it fails.
+  template <typename F>
+  Status TxLocked(F body) {
+    RETURN_IF_ERROR(ExecLocked("BEGIN IMMEDIATE", "begin"));
+    Status st = body();
+    if (!st.ok()) {
+      ExecLocked("ROLLBACK", "rollback").IgnoreError();
+      return st;
+    }
+    return ExecLocked("COMMIT", "commit");
+  }
+
+  // NotFound unless the last statement changed a row.
+  Status ChangedOne(const std::string& what) {
+    return sqlite3_changes(db_) == 0 ? NotFound(what + " not found") : Status::Ok();
+  }
+
+  // FailedPrecondition when `user_id` is the only admin.
+  Status KeepAnAdminLocked(int64_t user_id) {
+    PREPARE(s, "SELECT COUNT(*), SUM(id = ?) FROM users WHERE role = 'admin'");
+    s.Bind(1, user_id);
+    ASSERT_OR_STEP(s, "count admins");
+    if (s.Int(0) == 1 && s.Int(1) == 1) {
+      return FailedPrecondition("user " + std::to_string(user_id) +
+                                " is the last admin; make another user admin first");
+    }
+    return Status::Ok();
+  }
+
+  static std::string_view Table(Kind kind) {
+    switch (kind) {
+      case Kind::kCluster:
+        return "clusters";
+      case Kind::kSchedulePolicy:
+        return "schedule_policies";
+      case Kind::kRule:
+        return "rules";
+      case Kind::kBackup:
+        return "backups";
+      case Kind::kRestore:
+        return "restores";
+    }
+    return "";
+  }
+  static std::string ObjectColumns(Kind kind) {
+    std::string cols =
+        "id, name, owner_id, spec, status, sealed_secrets, created_at, updated_at, " +
+        std::string(KindHasState(kind) ? "state" : "''");
+    for (std::string_view r : KindRefs(kind)) {
+      cols += ", " + std::string(r);
+    }
+    return cols;
+  }
+  static ObjectRecord ReadObject(Stmt& s, Kind kind) {
+    ObjectRecord o;
+    o.id = s.Int(0);
+    o.name = s.Text(1);
+    o.owner_id = s.Int(2);
+    o.spec_json = s.Text(3);
+    o.status_json = s.Text(4);
+    o.sealed_secrets = s.Blob(5);
+    o.created_at = s.Int(6);
+    o.updated_at = s.Int(7);
+    o.state = s.Text(8);
+    int col = 9;
+    for (std::string_view r : KindRefs(kind)) {
+      if (int64_t v = s.Int(col++); v != 0) {
+        o.refs[std::string(r)] = v;
+      }
+    }
+    return o;
+  }
+  // Binds the columns in the order CreateObject / UpdateObject name them;
+  // returns the next bind index.
+  static int BindObject(Stmt& s, Kind kind, const ObjectRecord& o, bool with_owner) {
+    int i = 1;
+    s.Bind(i++, o.name);
+    if (with_owner) {
+      s.Bind(i++, o.owner_id);
+    }
+    s.Bind(i++, o.spec_json);
+    s.Bind(i++, o.status_json);
+    s.Bind(i++, ByteSpan(o.sealed_secrets));
+    if (with_owner) {
+      s.Bind(i++, o.created_at);
+    }
+    s.Bind(i++, o.updated_at);
+    if (KindHasState(kind)) {
+      s.Bind(i++, o.state);
+    }
+    for (std::string_view r : KindRefs(kind)) {
+      s.BindRef(i++, o.Ref(r));
+    }
+    return i;
+  }
+
   Status ExecLocked(const char* sql, std::string_view what) {
     char* err = nullptr;
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
@@ -453,6 +773,35 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+std::string_view KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kCluster:
+      return "cluster";
+    case Kind::kSchedulePolicy:
+      return "schedule-policy";
+    case Kind::kRule:
+      return "rule";
+    case Kind::kBackup:
+      return "backup";
+    case Kind::kRestore:
+      return "restore";
+  }
+  return "";
+}
+
+std::vector<std::string_view> KindRefs(Kind kind) {
+  switch (kind) {
+    case Kind::kBackup:
+      return {"cluster_id", "location_id", "pre_rule_id", "post_rule_id", "schedule_policy_id"};
+    case Kind::kRestore:
+      return {"backup_id", "cluster_id"};
+    default:
+      return {};
+  }
+}
+
+bool KindHasState(Kind kind) { return kind == Kind::kBackup || kind == Kind::kRestore; }
 
 int LatestSchemaVersion() { return Migrations().back().version; }
 

@@ -1,7 +1,8 @@
 #pragma once
 
-// Store: the appliance's datastore — users, groups, tokens, backup locations
-// and grants — as domain records. The implementation (sqlite_store.cc) keeps
+// Store: the appliance's datastore — users, groups, tokens, backup locations,
+// clusters, schedule policies, rules, backups, restores, their grants and
+// events — as domain records. The implementation (sqlite_store.cc) keeps
 // them in one SQLite database (`bunker.db` in the data directory) whose schema
 // is upgraded in place by numbered migrations when it is opened
 // (migrations.cc).
@@ -16,6 +17,8 @@
 // Thread-safety: every method may be called concurrently from many threads.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,8 +66,52 @@ struct LocationRecord {
   int64_t created_at = 0;
 };
 
-// Kinds of objects that grants apply to.
+// Kinds of objects that grants apply to (also the API's resource names,
+// singular).
 inline constexpr std::string_view kKindLocation = "backup-location";
+
+// The ownable objects kept in generic tables (migration 3): each has a name,
+// an owner, grants, a JSON spec (the API fields) and a JSON status (what
+// the appliance observed), and some have a state and references to other
+// objects (foreign keys, so a referenced object cannot be deleted while in
+// use: FailedPrecondition).
+enum class Kind { kCluster, kSchedulePolicy, kRule, kBackup, kRestore };
+
+// "cluster", "schedule-policy", "rule", "backup", "restore": the grants'
+// object_kind and the sealed secrets' associated-data prefix.
+std::string_view KindName(Kind kind);
+
+// The reference columns a kind has, e.g. for kBackup "cluster_id",
+// "location_id", "pre_rule_id", "post_rule_id", "schedule_policy_id".
+std::vector<std::string_view> KindRefs(Kind kind);
+// Whether the kind has a `state` (backups, restores).
+bool KindHasState(Kind kind);
+
+struct ObjectRecord {
+  int64_t id = 0;
+  std::string name;
+  int64_t owner_id = 0;
+  std::string spec_json = "{}";
+  std::string status_json = "{}";
+  Bytes sealed_secrets;  // sealed JSON of write-only fields; may be empty
+  std::string state;     // KindHasState kinds only
+  // Reference columns of the kind (KindRefs) → id; a missing key or 0 is NULL.
+  std::map<std::string, int64_t, std::less<>> refs;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+
+  int64_t Ref(std::string_view column) const {
+    auto it = refs.find(column);
+    return it == refs.end() ? 0 : it->second;
+  }
+};
+
+struct EventRecord {
+  int64_t id = 0;
+  int64_t time = 0;   // unix seconds
+  std::string level;  // "info", "warning", "error"
+  std::string message;
+};
 
 struct GrantRecord {
   int64_t id = 0;
@@ -111,6 +158,42 @@ class Store {
   virtual Result<std::vector<LocationRecord>> ListLocations() = 0;
   // Deletes the location and the grants on it, atomically.
   virtual Status DeleteLocation(int64_t id) = 0;
+
+  // Renames the location and replaces its sealed secrets (re-sealed for the
+  // new name by the caller).
+  virtual Status UpdateLocation(const LocationRecord& location) = 0;
+
+  // Users: a role or password change; deleting a user deletes their tokens,
+  // group memberships and the grants to them, atomically. FailedPrecondition
+  // when that would leave no admin, or the user still owns objects.
+  virtual Status UpdateUser(const UserRecord& user) = 0;
+  virtual Status DeleteUser(int64_t id) = 0;
+
+  // Groups: deleting one deletes its memberships and the grants to it.
+  virtual Status UpdateGroup(const GroupRecord& group) = 0;  // name only
+  virtual Status DeleteGroup(int64_t id) = 0;
+  // Idempotent; NotFound for an unknown group or user.
+  virtual Status AddGroupMember(int64_t group_id, int64_t user_id) = 0;
+  // NotFound when the user is not a member.
+  virtual Status RemoveGroupMember(int64_t group_id, int64_t user_id) = 0;
+
+  // Generic ownable objects (Kind). Create ignores `id`; Update writes every
+  // field but id, owner_id and created_at. Delete also deletes the grants on
+  // the object and its events, atomically.
+  virtual Result<int64_t> CreateObject(Kind kind, const ObjectRecord& object) = 0;
+  virtual Result<ObjectRecord> GetObject(Kind kind, int64_t id) = 0;
+  virtual Result<std::vector<ObjectRecord>> ListObjects(Kind kind) = 0;
+  virtual Status UpdateObject(Kind kind, const ObjectRecord& object) = 0;
+  virtual Status DeleteObject(Kind kind, int64_t id) = 0;
+
+  // Events of an object (backups, restores), oldest first.
+  virtual Status AppendEvent(Kind kind, int64_t object_id, const EventRecord& event) = 0;
+  virtual Result<std::vector<EventRecord>> ListEvents(Kind kind, int64_t object_id) = 0;
+
+  // Backups per state, and the sum of a numeric status field over all
+  // backups (for /metrics).
+  virtual Result<std::map<std::string, int64_t>> CountByState(Kind kind) = 0;
+  virtual Result<int64_t> SumStatusField(Kind kind, std::string_view field) = 0;
 
   // AlreadyExists when the same grantee already has a grant on the object.
   virtual Result<int64_t> CreateGrant(const GrantRecord& grant) = 0;
