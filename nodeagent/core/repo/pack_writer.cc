@@ -9,7 +9,7 @@ namespace bunker::repo {
 
 PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options)
     : repo_(repo), options_(options), codec_(repo->NewCodec()), queue_(options.max_pending) {
-  current_.reserve(options_.target_size + (1 << 20));
+  current_ = TakeBuffer();
   for (int i = 0; i < options_.uploaders; ++i) {
     uploaders_.emplace_back([this] { UploadLoop(); });
   }
@@ -27,13 +27,35 @@ Status PackWriter::FirstError() {
   return error_;
 }
 
+AlignedBytes PackWriter::TakeBuffer() {
+  {
+    std::lock_guard lock(free_mu_);
+    if (!free_.empty()) {
+      AlignedBytes b = std::move(free_.back());
+      free_.pop_back();
+      return b;
+    }
+  }
+  // Room for a full pack, its last blob (up to a 1 MiB chunk, or bigger file
+  // chunks, for which the buffer grows once) and its trailer.
+  return AlignedBytes(options_.target_size + (1 << 20) + (64 << 10));
+}
+
+void PackWriter::RecycleBuffer(AlignedBytes b) {
+  b.clear();
+  std::lock_guard lock(free_mu_);
+  if (free_.size() < options_.max_pending + static_cast<size_t>(options_.uploaders)) {
+    free_.push_back(std::move(b));
+  }
+}
+
 Status PackWriter::Add(const BlobEntry& entry, ByteSpan stored) {
   if (failed_) return FirstError();
   std::unique_lock lock(mu_);
   BlobEntry e = entry;
   e.offset = static_cast<uint32_t>(current_.size());
   e.length = static_cast<uint32_t>(stored.size());
-  current_.insert(current_.end(), stored.begin(), stored.end());
+  current_.Append(stored);
   current_blobs_.push_back(e);
   if (current_.size() < options_.target_size) return Status::Ok();
   return SealCurrentLocked();
@@ -45,12 +67,11 @@ Status PackWriter::SealCurrentLocked() {
   RETURN_IF_ERROR(codec_->Seal(kAadTrailer, EncodeTrailer(current_blobs_), &trailer));
   PutU32(&trailer, static_cast<uint32_t>(trailer.size()));
   trailer.insert(trailer.end(), kPackMagic, kPackMagic + 4);
-  PutBytes(&current_, trailer);
+  current_.Append(trailer);
   // The name hashes the sealed trailer and footer (unique: the trailer's nonce
   // is random); the blobs are protected by their own tags and ids.
   Pending p{crypto::Sha256(trailer), std::move(current_), std::move(current_blobs_)};
-  current_ = Bytes();
-  current_.reserve(options_.target_size + (1 << 20));
+  current_ = TakeBuffer();
   current_blobs_.clear();
   if (!queue_.Push(std::move(p))) {
     Status st = FirstError();
@@ -64,7 +85,7 @@ void PackWriter::UploadLoop() {
     if (failed_) continue;  // drain without uploading
     const ObjectId& id = p->id;
     Status st = Failpoint("pack.before_put");
-    if (st.ok()) st = repo_->backend()->Put(PackName(id), p->data);
+    if (st.ok()) st = repo_->backend()->Put(PackName(id), p->data.span());
     if (st.ok()) st = Failpoint("pack.after_put");
     std::lock_guard lock(done_mu_);
     if (!st.ok()) {
@@ -77,6 +98,7 @@ void PackWriter::UploadLoop() {
     bytes_uploaded_ += p->data.size();
     ++packs_uploaded_;
     done_.push_back(std::move(entries));
+    RecycleBuffer(std::move(p->data));
   }
 }
 

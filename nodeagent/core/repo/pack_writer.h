@@ -6,6 +6,10 @@
 // flat). Each uploaded pack is added to the repository Index and remembered
 // for the index file that commits the backup.
 //
+// Pack buffers are 4 KiB-aligned (so a file backend can write them with
+// O_DIRECT) and recycled: at most 1 + max_pending + uploaders of them exist,
+// each reused for the next pack without new page faults.
+//
 // Thread-safety: Add may be called from many threads. Flush/Finish from one.
 
 #include <atomic>
@@ -16,6 +20,7 @@
 
 #include "nodeagent/core/repo/codec.h"
 #include "nodeagent/core/repo/repository.h"
+#include "nodeagent/core/util/aligned_bytes.h"
 #include "nodeagent/core/util/bounded_queue.h"
 
 namespace bunker::repo {
@@ -45,21 +50,25 @@ class PackWriter {
  private:
   struct Pending {
     ObjectId id;
-    Bytes data;
+    AlignedBytes data;
     std::vector<BlobEntry> blobs;
   };
   Status SealCurrentLocked();  // requires mu_
   void UploadLoop();
   Status FirstError();
+  AlignedBytes TakeBuffer();           // a recycled buffer, or a new one
+  void RecycleBuffer(AlignedBytes b);  // keeps it for the next pack
 
   Repository* repo_;
   PackWriterOptions options_;
   std::unique_ptr<BlobCodec> codec_;  // guarded by mu_ (trailer sealing)
   std::mutex mu_;
-  Bytes current_;                         // guarded by mu_
+  AlignedBytes current_;                  // guarded by mu_
   std::vector<BlobEntry> current_blobs_;  // guarded by mu_
   BoundedQueue<Pending> queue_;
   std::vector<std::thread> uploaders_;
+  std::mutex free_mu_;
+  std::vector<AlignedBytes> free_;  // guarded by free_mu_
   std::mutex done_mu_;
   std::vector<PackEntries> done_;  // guarded by done_mu_
   Status error_;                   // guarded by done_mu_

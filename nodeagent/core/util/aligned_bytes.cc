@@ -1,0 +1,45 @@
+#include "nodeagent/core/util/aligned_bytes.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace bunker {
+
+AlignedBytes& AlignedBytes::operator=(AlignedBytes&& other) noexcept {
+  if (this != &other) {
+    std::free(data_);
+    data_ = other.data_;
+    size_ = other.size_;
+    capacity_ = other.capacity_;
+    other.data_ = nullptr;
+    other.size_ = 0;
+    other.capacity_ = 0;
+  }
+  return *this;
+}
+
+AlignedBytes::~AlignedBytes() { std::free(data_); }
+
+void AlignedBytes::reserve(size_t n) {
+  if (n <= capacity_) return;
+  const size_t cap = (n + kAlignment - 1) / kAlignment * kAlignment;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, cap));
+  if (p == nullptr) throw std::bad_alloc();
+  if (size_ > 0) std::memcpy(p, data_, size_);
+  std::free(data_);
+  data_ = p;
+  capacity_ = cap;
+}
+
+void AlignedBytes::Append(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;
+  if (size_ + bytes.size() > capacity_) {
+    reserve(std::max(size_ + bytes.size(), capacity_ + capacity_ / 2));
+  }
+  std::memcpy(data_ + size_, bytes.data(), bytes.size());
+  size_ += bytes.size();
+}
+
+}  // namespace bunker
