@@ -6,7 +6,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test unit integration demo bench soak fuzz lint clean
+.PHONY: all deps configure build test unit integration demo bench soak fuzz lint clean bundle bundle-test
 
 all: build
 
@@ -55,6 +55,16 @@ fuzz:
 # against origin/main (or the last commit when there is no remote).
 lint: configure
 	@bash tests/lint.sh $(BUILD_DIR)
+
+# The offline bundle: build/bundle/bunker-offline-VERSION.tar (offline-bundle/).
+bundle: deps
+	@test -f $(BUILD_DIR)/CMakeCache.txt || cmake --preset $(PRESET) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target bunkerd bunkerctl bunker-agent
+	@bash offline-bundle/build-bundle.sh --build-dir $(BUILD_DIR) --out-dir build/bundle
+
+# The bundle installed into a clean Debian 12 root with no network (not in make test).
+bundle-test: bundle
+	@bash tests/integration/bundle/bundle_test.sh build/bundle build/bundle-cache build/bundle-test
 
 clean:
 	rm -rf build
