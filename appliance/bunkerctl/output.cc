@@ -37,6 +37,44 @@ std::string Cell(const nlohmann::json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
+// A column's value: "a.b" walks into objects, a trailing '#' counts an array.
+std::string ColumnValue(const nlohmann::json& row, std::string column) {
+  bool count = !column.empty() && column.back() == '#';
+  if (count) {
+    column.pop_back();
+  }
+  const nlohmann::json* v = &row;
+  size_t start = 0;
+  while (true) {
+    size_t dot = column.find('.', start);
+    std::string key = column.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (!v->is_object() || !v->contains(key)) {
+      return "-";
+    }
+    v = &(*v)[key];
+    if (dot == std::string::npos) {
+      break;
+    }
+    start = dot + 1;
+  }
+  if (count) {
+    return v->is_array() ? std::to_string(v->size()) : "-";
+  }
+  return Cell(*v);
+}
+
+// A column's header: its last key, upper-cased, '_' as ' '.
+std::string Header(const std::string& column) {
+  std::string h = column.substr(column.rfind('.') + 1);
+  if (!h.empty() && h.back() == '#') {
+    h.pop_back();
+  }
+  std::transform(h.begin(), h.end(), h.begin(), [](char ch) {
+    return ch == '_' ? ' ' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  });
+  return h;
+}
+
 }  // namespace
 
 bool ParseOutputFormat(const std::string& text, OutputFormat* out) {
@@ -72,17 +110,13 @@ std::string Render(const nlohmann::json& value, OutputFormat format,
   std::vector<size_t> width(columns.size());
   std::vector<std::string> header;
   for (const std::string& c : columns) {
-    std::string h = c;
-    std::transform(h.begin(), h.end(), h.begin(), [](char ch) {
-      return ch == '_' ? ' ' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    });
-    header.push_back(h);
+    header.push_back(Header(c));
   }
   cells.push_back(header);
   for (const nlohmann::json& row : rows) {
     std::vector<std::string> line;
     for (const std::string& c : columns) {
-      line.push_back(row.contains(c) ? Cell(row[c]) : "-");
+      line.push_back(ColumnValue(row, c));
     }
     cells.push_back(line);
   }

@@ -16,7 +16,8 @@ enum class OutputFormat { kTable, kJson, kYaml };
 bool ParseOutputFormat(const std::string& text, OutputFormat* out);
 
 // `value` is one object or {"items": [...]}; `columns` are the keys shown as
-// table columns (upper-cased headers).
+// table columns: "key", "key.sub" (into an object; header SUB) or "key#" (an
+// array's length). Headers are the last key upper-cased; missing values "-".
 std::string Render(const nlohmann::json& value, OutputFormat format,
                    const std::vector<std::string>& columns);
 
