@@ -18,6 +18,7 @@
 #include "nodeagent/core/io/block_io.h"
 #include "nodeagent/core/mover/block_backup.h"
 #include "nodeagent/core/mover/file_backup.h"
+#include "nodeagent/core/mover/file_restore.h"
 #include "nodeagent/core/mover/maintenance.h"
 #include "nodeagent/core/repo/lease.h"
 #include "nodeagent/core/repo/repository.h"
@@ -297,6 +298,7 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
                  : a.direct == "off" ? mover::BlockBackupOptions::Direct::kOff
                                      : mover::BlockBackupOptions::Direct::kAuto;
       o.workers = a.workers;
+      o.verify_before_upload = a.verify_before_upload;
       o.progress = &progress;
       res = mover::BackupBlockVolume(repo, lease->get(), o);
     } else {
@@ -307,6 +309,7 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
       o.full = a.full;
       o.parent = parent;
       o.workers = a.workers;
+      o.verify_before_upload = a.verify_before_upload;
       o.progress = &progress;
       res = mover::BackupFileTree(repo, lease->get(), o);
     }
@@ -353,6 +356,7 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
   Status loaded = repo->LoadIndex();
   if (!loaded.ok()) return Fail(g, loaded.Annotated("load index"));
   mover::Progress progress;
+  mover::SpecialSkipped skipped;
   Result<mover::RestoreResult> res = Status(Code::kInternal, "unset");
   {
     ProgressPrinter printer(&progress, "restore", g.json);
@@ -368,9 +372,10 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
       mover::FileRestoreOptions o;
       o.target = a.target;
       o.overwrite = a.overwrite;
+      o.allow_special = a.allow_special;
       o.workers = a.workers;
       o.progress = &progress;
-      res = mover::RestoreFileTree(repo, snap->snapshot, o);
+      res = mover::RestoreFileTree(repo, snap->snapshot, o, &skipped);
     }
   }
   if (!res.ok()) {
@@ -391,12 +396,23 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
               {"bytes_hole", res->bytes_hole},
               {"blobs_fetched", res->blobs_fetched},
               {"io_engine", res->io_engine}};
+    if (snap->snapshot.mode == "file") {
+      j["special_skipped"] = {{"device_nodes", skipped.device_nodes},
+                              {"setid_bits", skipped.setid_bits}};
+    }
     PrintJson(j);
   } else {
     std::printf("restored snapshot %s (%s, %s) to %s: %s written, %s holes left sparse\n",
                 repo::ShortHex(snap->id).c_str(), snap->snapshot.volume_id.c_str(),
                 snap->snapshot.time.c_str(), a.target.c_str(),
                 HumanBytes(res->bytes_written).c_str(), HumanBytes(res->bytes_hole).c_str());
+    if (skipped.device_nodes > 0 || skipped.setid_bits > 0) {
+      std::printf(
+          "  held back: %llu device nodes not created, setuid/setgid bits dropped from %llu "
+          "entries (--allow-special, as root, restores them)\n",
+          static_cast<unsigned long long>(skipped.device_nodes),
+          static_cast<unsigned long long>(skipped.setid_bits));
+    }
   }
   return kExitOk;
 }

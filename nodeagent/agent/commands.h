@@ -47,13 +47,15 @@ struct BackupArgs {
   bool full = false;
   std::vector<std::string> tags;  // k=v
   int workers = 0;
-  std::string direct = "auto";  // O_DIRECT: auto, on, off
+  std::string direct = "auto";       // O_DIRECT: auto, on, off
+  bool verify_before_upload = true;  // off only to benchmark the verification's cost
 };
 struct RestoreArgs {
   std::string snapshot = "latest";
   std::string volume_id;
   std::string target;
   bool overwrite = false;
+  bool allow_special = false;  // device nodes and setuid/setgid bits (effective as root)
   int workers = 0;
 };
 struct CheckArgs {

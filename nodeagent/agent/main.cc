@@ -118,6 +118,12 @@ int main(int argc, char** argv) {
       ->add_option("--direct", backup.direct,
                    "O_DIRECT reads: auto (block devices yes, image files no), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  // Hidden: for benchmarking what the verification costs, never for production.
+  backup_cmd
+      ->add_flag("!--no-verify-before-upload", backup.verify_before_upload,
+                 "Skip decoding every blob again before its pack is uploaded (benchmarking the "
+                 "verification's cost only)")
+      ->group("");
 
   RestoreArgs restore;
   CLI::App* restore_cmd = app.add_subcommand("restore", "Restore a snapshot");
@@ -129,6 +135,9 @@ int main(int argc, char** argv) {
                    "File or block device (block mode), directory (file mode)")
       ->required();
   restore_cmd->add_flag("--overwrite", restore.overwrite, "Replace an existing target");
+  restore_cmd->add_flag("--allow-special", restore.allow_special,
+                        "File mode, as root: create device nodes and keep setuid/setgid bits "
+                        "(without it they are skipped and counted)");
   restore_cmd->add_option("--workers", restore.workers, "Worker threads (default: one per core)");
 
   std::string snapshots_volume;

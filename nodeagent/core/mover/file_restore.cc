@@ -29,6 +29,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "nodeagent/core/mover/file_restore.h"
+
 #include "nodeagent/core/mover/file_backup.h"
 #include "nodeagent/core/mover/file_os.h"
 #include "nodeagent/core/mover/file_tree.h"
@@ -115,6 +117,7 @@ class FileRestore {
         is_root_(::geteuid() == 0) {}
 
   Result<RestoreResult> Run();
+  SpecialSkipped skipped() const { return {devices_skipped_, setid_stripped_}; }
 
  private:
   std::string What(const std::string& path) const {
@@ -162,6 +165,7 @@ class FileRestore {
   std::unordered_set<std::string> linkable_;
   std::atomic<uint64_t> written_{0}, holes_{0}, fetched_{0};
   std::atomic<int> warnings_{0};
+  std::atomic<uint64_t> devices_skipped_{0}, setid_stripped_{0};
 };
 
 Result<Tree> LoadTree(repo::Repository* repo, BlobCodec* codec, const BlobId& id,
@@ -465,6 +469,7 @@ Status FileRestore::CreateSpecial(int dirfd, const Node& node, const std::string
     case NodeType::kCharDev:
     case NodeType::kBlockDev:
       if (!options_.allow_special || !is_root_) {
+        ++devices_skipped_;
         Warn("skipping device node " + path + " (needs allow_special, as root)");
         return Status::Ok();
       }
@@ -487,6 +492,7 @@ uint32_t FileRestore::SafeMode(const Node& node, const std::string& path) {
   // Kubernetes fsGroup volumes work): it grants nothing, so it is kept.
   uint32_t risky = node.type == NodeType::kDir ? S_ISUID : (S_ISUID | S_ISGID);
   if (mode & risky) {
+    ++setid_stripped_;
     Warn("dropping the setuid/setgid bits of " + (path.empty() ? "." : path) +
          " (needs allow_special, as root)");
     mode &= ~risky;
@@ -637,8 +643,15 @@ Status FileRestore::FinishFile(OpenFile* file) {
 
 Result<RestoreResult> RestoreFileTree(repo::Repository* repo, const repo::Snapshot& snapshot,
                                       const FileRestoreOptions& options) {
+  return RestoreFileTree(repo, snapshot, options, nullptr);
+}
+
+Result<RestoreResult> RestoreFileTree(repo::Repository* repo, const repo::Snapshot& snapshot,
+                                      const FileRestoreOptions& options, SpecialSkipped* skipped) {
   FileRestore restore(repo, snapshot, options);
-  return restore.Run();
+  Result<RestoreResult> r = restore.Run();
+  if (r.ok() && skipped != nullptr) *skipped = restore.skipped();
+  return r;
 }
 
 }  // namespace bunker::mover

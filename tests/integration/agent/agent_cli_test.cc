@@ -3,8 +3,11 @@
 // for byte with the images they came from.
 
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -598,6 +601,86 @@ TEST_F(AgentCliTest, IoUringRefusedFallsBackOnce) {
   EXPECT_NE(r.exit_code, 0) << "an explicit io_uring that cannot be set up must fail:\n"
                             << r.Describe();
   EXPECT_NE(r.err.find("io_uring"), std::string::npos) << r.Describe();
+}
+
+}  // namespace
+}  // namespace bunker::testing
+
+namespace bunker::testing {
+namespace {
+
+// File mode: device nodes and setuid/setgid bits are restored only with
+// --allow-special and only as root; without it they are held back and
+// counted in the result. FIFOs grant nothing and are always restored.
+TEST_F(AgentCliTest, AllowSpecialGatesDeviceNodesAndSetidBits) {
+  if (::geteuid() != 0) GTEST_SKIP() << "creating a device node to back up needs root";
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  const fs::path src = dir() / "src";
+  fs::create_directories(src / "shared");
+  ASSERT_TRUE(WriteFile(src / "tool", "#!/bin/sh\n").ok());
+  ASSERT_TRUE(WriteFile(src / "plain", "data\n").ok());
+  ASSERT_EQ(::chmod((src / "tool").c_str(), 04755), 0);
+  ASSERT_EQ(::chmod((src / "plain").c_str(), 02644), 0);
+  ASSERT_EQ(::chmod((src / "shared").c_str(), 02775), 0);
+  ASSERT_EQ(::mkfifo((src / "fifo").c_str(), 0640), 0);
+  if (::mknod((src / "null").c_str(), S_IFCHR | 0640, makedev(1, 3)) != 0) {
+    GTEST_SKIP() << "mknod refused here (no CAP_MKNOD): " << std::strerror(errno);
+  }
+  std::optional<json> b = JsonOk(repo_, {"backup", "--volume", src.string(), "--volume-id", "fs"});
+  ASSERT_TRUE(b);
+  const std::string snap = (*b)["id"];
+  auto mode_of = [](const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+    return st.st_mode;
+  };
+
+  // Without the flag: the device is skipped, setuid and setgid dropped from
+  // files (kept on the directory), and both counted.
+  const fs::path held = dir() / "held";
+  std::optional<json> r = JsonOk(repo_, {"restore", "--snapshot", snap, "--target", held.string()});
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["special_skipped"]["device_nodes"], 1) << r->dump(2);
+  EXPECT_EQ((*r)["special_skipped"]["setid_bits"], 2) << r->dump(2);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(held / "null")));
+  EXPECT_EQ(mode_of(held / "tool") & 07777, 0755u);
+  EXPECT_EQ(mode_of(held / "plain") & 07777, 0644u);
+  EXPECT_EQ(mode_of(held / "shared") & 07777, 02775u);
+  EXPECT_TRUE(S_ISFIFO(mode_of(held / "fifo")));
+
+  // With it (as root): everything as it was.
+  const fs::path full = dir() / "full";
+  r = JsonOk(repo_, {"restore", "--snapshot", snap, "--target", full.string(), "--allow-special"});
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["special_skipped"]["device_nodes"], 0) << r->dump(2);
+  EXPECT_EQ((*r)["special_skipped"]["setid_bits"], 0) << r->dump(2);
+  const mode_t dev = mode_of(full / "null");
+  EXPECT_TRUE(S_ISCHR(dev));
+  struct stat st {};
+  ASSERT_EQ(::lstat((full / "null").c_str(), &st), 0);
+  EXPECT_EQ(st.st_rdev, makedev(1, 3));
+  EXPECT_EQ(mode_of(full / "tool") & 07777, 04755u);
+  EXPECT_EQ(mode_of(full / "plain") & 07777, 02644u);
+
+  // The human output says what was held back.
+  RunResult text = InRepo({"restore", "--snapshot", snap, "--target", (dir() / "t").string()});
+  ASSERT_TRUE(text.ok()) << text.Describe();
+  EXPECT_NE(text.out.find("held back: 1 device nodes"), std::string::npos) << text.out;
+}
+
+// --no-verify-before-upload (hidden: it only measures what the verification
+// costs) still makes a backup that restores byte for byte.
+TEST_F(AgentCliTest, NoVerifyBeforeUploadIsHiddenAndRoundTrips) {
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  const fs::path image = dir() / "vol.img";
+  ASSERT_NO_FATAL_FAILURE(WriteImage(image, MixedImage(40)));
+  std::optional<json> b = Backup(repo_, image, "pvc-nv", {"--no-verify-before-upload"});
+  ASSERT_TRUE(b);
+  EXPECT_EQ(RestoreAndCompare(repo_, (*b)["id"], image), "");
+  EXPECT_EQ(CheckHealthy(repo_), 0);
+  RunResult help = Agent({"backup", "--help"});
+  EXPECT_TRUE(help.ok()) << help.Describe();
+  EXPECT_EQ(help.out.find("verify"), std::string::npos) << "the flag is meant to be hidden";
 }
 
 }  // namespace
