@@ -81,7 +81,39 @@ fs::path S3rverScript() {
   return fs::path(BUNKER_SOURCE_DIR) / "tests" / "node_modules" / ".bin" / "s3rver";
 }
 
+fs::path S3rverFixes() {
+  return fs::path(BUNKER_SOURCE_DIR) / "tests" / "harness" / "s3rver_fixes.js";
+}
+
 }  // namespace
+
+Result<std::vector<std::string>> S3rverCommand(const std::vector<std::string>& args) {
+  const fs::path script = S3rverScript();
+  if (!fs::exists(script)) {
+    return FailedPrecondition(script.string() + " is missing: run `make deps` (npm ci in tests/)");
+  }
+  Result<fs::path> node = FindExecutable("node");
+  if (!node.ok()) {
+    node = FindExecutable("nodejs");
+  }
+  RETURN_IF_ERROR(node.status());
+  std::vector<std::string> argv = {node->string(), script.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+EnvChanges S3rverEnv() {
+  const char* current = std::getenv("NODE_OPTIONS");
+  std::string options = current == nullptr ? "" : current;
+  if (options.find("--openssl-legacy-provider") == std::string::npos) {
+    options += options.empty() ? "" : " ";
+    options += "--openssl-legacy-provider";
+  }
+  if (options.find("s3rver_fixes.js") == std::string::npos) {
+    options += " --require \"" + S3rverFixes().string() + "\"";
+  }
+  return {"NODE_OPTIONS=" + options};
+}
 
 Result<std::unique_ptr<S3Server>> S3Server::Start(const S3ServerOptions& options) {
   std::unique_ptr<S3Server> server(new S3Server());
@@ -105,27 +137,34 @@ Result<std::unique_ptr<S3Server>> S3Server::Start(const S3ServerOptions& options
 
 Status S3Server::StartOnce(const S3ServerOptions& options, int attempt, bool& may_retry) {
   may_retry = false;
-  const fs::path script = S3rverScript();
-  if (!fs::exists(script)) {
-    return FailedPrecondition(script.string() + " is missing: run `make deps` (npm ci in tests/)");
-  }
   ASSIGN_OR_RETURN(port_, PickFreePort());
   {
     std::ofstream log(log_path_, std::ios::app);
     log << "=== harness: attempt " << attempt << ", port " << port_ << " ===\n";
   }
-  Result<fs::path> node = FindExecutable("node");
-  if (!node.ok()) {
-    node = FindExecutable("nodejs");
+  return SpawnAndWait(options, may_retry);
+}
+
+Status S3Server::Restart(const S3ServerOptions& options) {
+  process_.Kill();  // idempotent: a no-op when it is not running
+  {
+    std::ofstream log(log_path_, std::ios::app);
+    log << "=== harness: restart, port " << port_ << " ===\n";
   }
-  RETURN_IF_ERROR(node.status());
+  bool may_retry = false;
+  return SpawnAndWait(options, may_retry).Annotate("restart s3rver");
+}
+
+Status S3Server::SpawnAndWait(const S3ServerOptions& options, bool& may_retry) {
+  may_retry = false;
+  ASSIGN_OR_RETURN(std::vector<std::string> argv,
+                   S3rverCommand({"-d", data_dir_.string(), "-p", std::to_string(port_), "-a",
+                                  "127.0.0.1", "--configure-bucket", bucket_}));
   SpawnOptions spawn;
   spawn.log_path = log_path_;
   spawn.cwd = temp_.path();
-  ASSIGN_OR_RETURN(process_, Process::Start({node->string(), script.string(), "-d",
-                                             data_dir_.string(), "-p", std::to_string(port_), "-a",
-                                             "127.0.0.1", "--configure-bucket", bucket_},
-                                            spawn));
+  spawn.env = S3rverEnv();
+  ASSIGN_OR_RETURN(process_, Process::Start(argv, spawn));
 
   const auto deadline = Clock::now() + options.start_timeout;
   std::string last_probe = "port not accepting connections yet";

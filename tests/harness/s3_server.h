@@ -10,6 +10,12 @@
 //
 // Requirements: node, and tests/node_modules installed by `make deps`
 // (npm ci in tests/). BUNKER_S3RVER=/path/to/s3rver overrides the script.
+//
+// Every s3rver of the tests runs with S3rverEnv(): Node's OpenSSL legacy
+// provider (s3rver 3.7 makes ListObjectsV2 continuation tokens with DES; without
+// it every listing of more than 1000 keys fails with 500) and
+// tests/harness/s3rver_fixes.js preloaded (atomic, read-after-write PUTs, as
+// real S3 stores have).
 
 #include <sys/types.h>
 
@@ -26,6 +32,15 @@
 #include "tests/harness/temp_dir.h"
 
 namespace bunker::testing {
+
+// argv that runs s3rver with `args` under node: {node, s3rver script, args…}.
+// FailedPrecondition when tests/node_modules is not installed.
+Result<std::vector<std::string>> S3rverCommand(const std::vector<std::string>& args);
+
+// The environment every s3rver runs with (see above): NODE_OPTIONS is the
+// inherited one plus --openssl-legacy-provider and --require of
+// s3rver_fixes.js (once; idempotent when the caller already has them).
+EnvChanges S3rverEnv();
 
 struct S3ServerOptions {
   std::string bucket = "bunker-test";
@@ -90,10 +105,20 @@ class S3Server {
   // SIGKILL, as if the server crashed; clients then fail to connect.
   void Kill() { process_.Kill(); }
 
+  // Starts s3rver again on the same port and data directory, as a server that
+  // comes back after a crash (stopping it first with SIGKILL if it still
+  // runs), and waits until the bucket answers like Start(). Objects stored
+  // before stay; endpoint() stays valid. Fails (with the log tail) if the port
+  // was taken meanwhile. Call it from the thread that started the server.
+  Status Restart(const S3ServerOptions& options = {});
+
  private:
   S3Server() = default;
   // One try on a fresh port; sets `may_retry` when another try could succeed.
   Status StartOnce(const S3ServerOptions& options, int attempt, bool& may_retry);
+  // Spawns s3rver on port_ and waits until the bucket answers; sets
+  // `may_retry` when it exited during start.
+  Status SpawnAndWait(const S3ServerOptions& options, bool& may_retry);
 
   TempDir temp_;
   std::filesystem::path data_dir_;

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -81,38 +80,14 @@ inline Bytes RandomData(size_t n, uint64_t seed) {
   return b;
 }
 
-// The environment s3rver inherits from the test process (the harness starts
-// it with the test's environment), set before any s3rver starts:
-//  - s3rver 3.7 makes ListObjectsV2 continuation tokens with DES, which the
-//    OpenSSL 3 in Node 17+ only offers through its legacy provider: without
-//    it every listing of more than 1000 keys fails with 500 InternalError
-//    (ERR_OSSL_EVP_UNSUPPORTED in s3rver's log);
-//  - s3rver_fixes.js makes its PUTs atomic and read-after-write, as real S3
-//    stores are (see that file).
-inline void PrepareS3rverEnvironment() {
-  const char* current = std::getenv("NODE_OPTIONS");
-  std::string options = current == nullptr ? "" : current;
-  if (options.find("s3rver_fixes.js") != std::string::npos) return;
-  if (!options.empty()) options += " ";
-  options += "--openssl-legacy-provider --require \"" + std::string(BUNKER_SOURCE_DIR) +
-             "/tests/integration/s3/s3rver_fixes.js\"";
-  ::setenv("NODE_OPTIONS", options.c_str(), 1);
-}
-
-// A fresh s3rver per test (the harness fixture), able to list past 1000 keys.
-class S3rverTest : public testing::S3ServerTest {
- protected:
-  void SetUp() override {
-    PrepareS3rverEnvironment();
-    testing::S3ServerTest::SetUp();
-  }
-};
+// A fresh s3rver per test (the harness fixture; it runs s3rver with
+// S3rverEnv(), so listings past 1000 keys work and PUTs are atomic).
+using S3rverTest = testing::S3ServerTest;
 
 // One s3rver for the whole test process (the conformance suite makes a
 // backend per test; each gets its own prefix). Started on first use.
 inline testing::S3Server* SharedS3Server() {
   static std::unique_ptr<testing::S3Server> server = [] {
-    PrepareS3rverEnvironment();
     Result<std::unique_ptr<testing::S3Server>> s = testing::S3Server::Start();
     if (!s.ok()) {
       std::cerr << "cannot start s3rver: " << s.status().ToString() << "\n";

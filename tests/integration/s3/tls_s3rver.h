@@ -4,7 +4,6 @@
 // speaks plain http), and test certificates made with the openssl CLI.
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -13,6 +12,7 @@
 
 #include "tests/harness/ports.h"
 #include "tests/harness/process.h"
+#include "tests/harness/s3_server.h"
 #include "tests/harness/temp_dir.h"
 #include "tests/integration/s3/s3_test_util.h"
 
@@ -57,24 +57,19 @@ class TlsS3rver {
  public:
   static Result<std::unique_ptr<TlsS3rver>> Start(const fs::path& key, const fs::path& cert,
                                                   const fs::path& dir) {
-    PrepareS3rverEnvironment();
     auto server = std::unique_ptr<TlsS3rver>(new TlsS3rver());
     ASSIGN_OR_RETURN(server->port_, testing::PickFreePort());
-    ASSIGN_OR_RETURN(fs::path node, testing::FindExecutable("node"));
-    fs::path script = fs::path(BUNKER_SOURCE_DIR) / "tests" / "node_modules" / ".bin" / "s3rver";
-    if (const char* over = std::getenv("BUNKER_S3RVER"); over != nullptr && *over != '\0') {
-      script = over;
-    }
     fs::create_directories(dir / "data");
+    ASSIGN_OR_RETURN(
+        std::vector<std::string> argv,
+        testing::S3rverCommand({"-d", (dir / "data").string(), "-p", std::to_string(server->port_),
+                                "-a", "127.0.0.1", "--configure-bucket", std::string(kTlsBucket),
+                                "--key", key.string(), "--cert", cert.string()}));
     testing::SpawnOptions spawn;
     spawn.log_path = dir / "s3rver-tls.log";
     spawn.cwd = dir;
-    ASSIGN_OR_RETURN(server->process_,
-                     testing::Process::Start(
-                         {node.string(), script.string(), "-d", (dir / "data").string(), "-p",
-                          std::to_string(server->port_), "-a", "127.0.0.1", "--configure-bucket",
-                          std::string(kTlsBucket), "--key", key.string(), "--cert", cert.string()},
-                         spawn));
+    spawn.env = testing::S3rverEnv();
+    ASSIGN_OR_RETURN(server->process_, testing::Process::Start(argv, spawn));
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (!testing::PortAcceptsConnections(server->port_)) {
       if (!server->process_.Running() || std::chrono::steady_clock::now() > deadline) {

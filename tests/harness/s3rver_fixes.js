@@ -1,9 +1,10 @@
 'use strict';
 
-// Preloaded into s3rver by the S3 integration tests (node --require, through
-// NODE_OPTIONS: see s3_test_util.h). It fixes two races of s3rver 3.7's file
-// store that the stores Bunker targets (AWS, MinIO, Ceph RGW, GCS) do not
-// have, so the tests check the backend, not s3rver:
+// Preloaded into every s3rver the tests and the bench start (node --require,
+// through NODE_OPTIONS: see S3rverEnv() in s3_server.h, and tests/bench/run.sh).
+// It fixes two races of s3rver 3.7's file store that the stores Bunker
+// targets (AWS, MinIO, Ceph RGW, GCS) do not have, so the tests check the
+// backend, not s3rver:
 //
 //  - PutObject was answered before the object's bytes were on disk: the
 //    promise resolved on the hashing Transform's 'finish', not on the file
