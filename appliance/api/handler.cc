@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <climits>
+#include <ctime>
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -13,6 +16,7 @@
 #include "appliance/auth/access.h"
 #include "appliance/auth/password.h"
 #include "appliance/auth/token.h"
+#include "appliance/kube/kubeconfig.h"
 
 namespace bunker::api {
 namespace {
@@ -90,27 +94,120 @@ constexpr const char* kNameRule =
     "must be 1-63 characters of a-z, 0-9, '.', '_', '-', starting and ending with a letter or "
     "digit";
 
+// Kubernetes DNS labels (namespaces): 1-63 of [a-z0-9-], starting and
+// ending with a letter or digit.
+bool ValidLabel(std::string_view s) {
+  if (s.empty() || s.size() > 63) {
+    return false;
+  }
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  for (char c : s) {
+    if (!alnum(c) && c != '-') {
+      return false;
+    }
+  }
+  return alnum(s.front()) && alnum(s.back());
+}
+constexpr const char* kLabelRule =
+    "must be a Kubernetes name: 1-63 characters of a-z, 0-9, '-', starting and ending with a "
+    "letter or digit";
+
 // Reads a JSON object body against a fixed set of fields. Every problem is
 // collected per field; Done() throws one 400 naming them all.
 class Fields {
  public:
-  Fields(const std::string& body, std::initializer_list<std::string_view> allowed) {
-    if (body.empty()) {
-      Fail(400, "invalid_argument", "a JSON object body is required");
-    }
-    obj_ = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (obj_.is_discarded()) {
-      Fail(400, "malformed_json", "the request body is not valid JSON");
-    }
-    if (!obj_.is_object()) {
-      Fail(400, "invalid_argument", "the request body must be a JSON object");
-    }
+  Fields(const std::string& body, std::initializer_list<std::string_view> allowed)
+      : Fields(ParseBody(body), std::vector<std::string_view>(allowed)) {}
+  // An already parsed object (merge-patched views); unknown keys are errors.
+  Fields(json obj, const std::vector<std::string_view>& allowed) : obj_(std::move(obj)) {
     for (const auto& [key, value] : obj_.items()) {
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         errors_[key] = "unknown field";
       }
     }
   }
+
+  // The body as a JSON object, or a 400 (empty, malformed, not an object).
+  static json ParseBody(const std::string& body) {
+    if (body.empty()) {
+      Fail(400, "invalid_argument", "a JSON object body is required");
+    }
+    json obj = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (obj.is_discarded()) {
+      Fail(400, "malformed_json", "the request body is not valid JSON");
+    }
+    if (!obj.is_object()) {
+      Fail(400, "invalid_argument", "the request body must be a JSON object");
+    }
+    return obj;
+  }
+
+  const json& object() const { return obj_; }
+
+  // An integer in [min, max]; nullopt when absent or null ("required" error
+  // when `required`), or when invalid (error recorded).
+  std::optional<int64_t> Int(const std::string& name, int64_t min, int64_t max,
+                             bool required = false) {
+    auto it = obj_.find(name);
+    if (it == obj_.end() || it->is_null()) {
+      if (required) {
+        errors_[name] = "required";
+      }
+      return std::nullopt;
+    }
+    return IntValue(*it, name, min, max);
+  }
+  std::optional<int64_t> IntValue(const json& v, const std::string& field, int64_t min,
+                                  int64_t max) {
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX) ||
+        v.get<int64_t>() < min || v.get<int64_t>() > max) {
+      errors_[field] =
+          "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+      return std::nullopt;
+    }
+    return v.get<int64_t>();
+  }
+  // An object id (positive integer); 0 when absent or null.
+  int64_t Id(const std::string& name, bool required) {
+    return Int(name, 1, INT64_MAX, required).value_or(0);
+  }
+  bool Bool(const std::string& name, bool fallback) {
+    auto it = obj_.find(name);
+    if (it == obj_.end() || it->is_null()) {
+      return fallback;
+    }
+    if (!it->is_boolean()) {
+      errors_[name] = "must be true or false";
+      return fallback;
+    }
+    return it->get<bool>();
+  }
+  // A JSON object of string values (labels, mappings); {} when absent.
+  json StringMap(const std::string& name, bool (*valid)(std::string_view) = nullptr,
+                 const char* rule = "") {
+    auto it = obj_.find(name);
+    if (it == obj_.end() || it->is_null()) {
+      return json::object();
+    }
+    return StringMapValue(*it, name, valid, rule);
+  }
+  json StringMapValue(const json& v, const std::string& field, bool (*valid)(std::string_view),
+                      const char* rule) {
+    if (!v.is_object() || v.size() > 256) {
+      errors_[field] = "must be an object of at most 256 string values";
+      return json::object();
+    }
+    for (const auto& [k, val] : v.items()) {
+      if (!val.is_string() || k.empty() || k.size() > 253 || val.get<std::string>().size() > 253) {
+        errors_[field + "." + k] = "must be a string of 1-253 characters";
+      } else if (valid != nullptr && (!valid(k) || !valid(val.get<std::string>()))) {
+        errors_[field + "." + k] = rule;
+      }
+    }
+    return v;
+  }
+  // Kubernetes namespace names (DNS labels); nullopt when absent or null.
+  std::optional<std::vector<std::string>> Namespaces(const std::string& name, bool required);
 
   std::optional<std::string> OptString(const std::string& name, size_t max_len = 1024) {
     auto it = obj_.find(name);
@@ -188,6 +285,29 @@ class Fields {
   std::map<std::string, std::string> errors_;
 };
 
+std::optional<std::vector<std::string>> Fields::Namespaces(const std::string& name, bool required) {
+  auto it = obj_.find(name);
+  if (it == obj_.end() || it->is_null()) {
+    if (required) {
+      errors_[name] = "required";
+    }
+    return std::nullopt;
+  }
+  if (!it->is_array() || it->empty() || it->size() > 1000) {
+    errors_[name] = "must be a non-empty array of namespace names";
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (const json& v : *it) {
+    if (!v.is_string() || !ValidLabel(v.get<std::string>())) {
+      errors_[name] = std::string("every entry ") + kLabelRule;
+      return std::nullopt;
+    }
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
 std::vector<std::string_view> SplitPath(std::string_view path) {
   std::vector<std::string_view> out;
   size_t i = 0;
@@ -227,6 +347,16 @@ ApiResponse NoContent() {
   r.status = 204;
   r.content_type.clear();
   return r;
+}
+
+// "2026-11-26T01:08:54Z" for unix seconds.
+std::string Rfc3339(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 std::string_view AccessName(Access a) {
@@ -673,73 +803,285 @@ class Routes {
   // --- grants ---
 
   static json GrantJson(const store::GrantRecord& g) {
-    return json{{"id", g.id},
-                {"grantee_type", g.grantee_kind},
-                {"grantee_id", g.grantee_id},
-                {"access", g.access},
-                {"created_at", g.created_at}};
+    json out{{"id", g.id},
+             {"grantee_type", g.grantee_kind},
+             {"grantee_id", g.grantee_id},
+             {"access", g.access},
+             {"created_at", g.created_at}};
+    out[g.grantee_kind == "user" ? "user_id" : "group_id"] = g.grantee_id;
+    return out;
   }
 
-  // Grants are managed by the owner (and admins) only.
-  store::LocationRecord GrantableLocation(const Principal& p, std::string_view id) {
-    auto [l, a] = VisibleLocation(p, id);
-    if (a != Access::kOwner) {
-      Fail(403, "permission_denied",
-           "only the owner of backup location \"" + l.name + "\" or an admin manages its grants");
+  // --- users and groups: update and delete ---
+
+  std::optional<int64_t> UserIdFromPath(const Principal& p, std::string_view id_text) {
+    if (id_text == "me") {
+      return p.user_id;
     }
-    return l;
+    std::optional<int64_t> id = ParseId(id_text);
+    if (!id || (p.role != auth::Role::kAdmin && *id != p.user_id)) {
+      return std::nullopt;
+    }
+    return id;
   }
 
-  ApiResponse ListGrants(const Principal& p, std::string_view id) {
-    auto [l, a] = VisibleLocation(p, id);
-    (void)a;
+  ApiResponse PatchUser(const Principal& p, std::string_view id_text) {
+    std::optional<int64_t> id = UserIdFromPath(p, id_text);
+    if (!id) {
+      NotFoundError("user " + std::string(id_text));
+    }
+    store::UserRecord u = Must(store_->GetUser(*id));
+    Fields f(ctx_.req.body, {"password", "role"});
+    std::optional<std::string> password = f.OptString("password", 1024);
+    if (password && password->size() < 8) {
+      f.Error("password", "must be at least 8 characters");
+    }
+    std::optional<std::string> role = f.OptString("role", 16);
+    auth::Role parsed;
+    if (role && !auth::ParseRole(*role, &parsed)) {
+      f.Error("role", "must be \"admin\" or \"user\"");
+    }
+    f.Done();
+    if (role && *role != u.role) {
+      RequireAdmin(p);
+      u.role = *role;
+    }
+    if (password) {
+      u.password_hash = Must(auth::HashPassword(*password));
+    }
+    Must(store_->UpdateUser(u));
+    return Json(200, UserJson(u));
+  }
+
+  ApiResponse DeleteUser(const Principal& p, std::string_view id_text) {
+    RequireAdmin(p);
+    std::optional<int64_t> id = UserIdFromPath(p, id_text);
+    if (!id) {
+      NotFoundError("user " + std::string(id_text));
+    }
+    Must(store_->DeleteUser(*id));
+    return NoContent();
+  }
+
+  store::GroupRecord GroupFromPath(const Principal& p, std::string_view id_text) {
+    RequireAdmin(p);
+    std::optional<int64_t> id = ParseId(id_text);
+    if (!id) {
+      NotFoundError("group " + std::string(id_text));
+    }
+    return Must(store_->GetGroup(*id));
+  }
+
+  ApiResponse GetGroup(const Principal& p, std::string_view id) {
+    return Json(200, GroupJson(GroupFromPath(p, id)));
+  }
+
+  ApiResponse PatchGroup(const Principal& p, std::string_view id) {
+    store::GroupRecord g = GroupFromPath(p, id);
+    Fields f(ctx_.req.body, {"name"});
+    if (f.Has("name")) {
+      g.name = f.Name("name");
+    }
+    f.Done();
+    Must(store_->UpdateGroup(g));
+    return Json(200, GroupJson(Must(store_->GetGroup(g.id))));
+  }
+
+  ApiResponse DeleteGroup(const Principal& p, std::string_view id) {
+    Must(store_->DeleteGroup(GroupFromPath(p, id).id));
+    return NoContent();
+  }
+
+  ApiResponse AddMember(const Principal& p, std::string_view id) {
+    store::GroupRecord g = GroupFromPath(p, id);
+    Fields f(ctx_.req.body, {"user_id"});
+    int64_t user_id = f.Id("user_id", /*required=*/true);
+    if (user_id != 0 && !store_->GetUser(user_id).ok()) {
+      f.Error("user_id", "no user with id " + std::to_string(user_id));
+    }
+    f.Done();
+    Must(store_->AddGroupMember(g.id, user_id));
+    return Json(200, GroupJson(Must(store_->GetGroup(g.id))));
+  }
+
+  ApiResponse RemoveMember(const Principal& p, std::string_view id, std::string_view user) {
+    store::GroupRecord g = GroupFromPath(p, id);
+    std::optional<int64_t> user_id = ParseId(user);
+    if (!user_id) {
+      NotFoundError("member " + std::string(user));
+    }
+    Must(store_->RemoveGroupMember(g.id, *user_id));
+    return NoContent();
+  }
+
+  // --- ownable objects (backup locations and the generic kinds) ---
+
+  // What grants and access checks need to know about an object.
+  struct Owned {
+    std::string grant_kind;  // grants.object_kind
+    std::string noun;        // for messages: "backup location"
+    int64_t id = 0;
+    std::string name;
+    Access access = Access::kNone;
+  };
+
+  static std::string Noun(store::Kind kind) {
+    std::string n(store::KindName(kind));
+    std::replace(n.begin(), n.end(), '-', ' ');
+    return n;
+  }
+
+  // The object if `p` may see it; 404 otherwise (never 403).
+  std::pair<store::ObjectRecord, Access> VisibleObject(store::Kind kind, const Principal& p,
+                                                       std::string_view id_text) {
+    std::optional<int64_t> id = ParseId(id_text);
+    if (!id) {
+      NotFoundError(Noun(kind) + " " + std::string(id_text));
+    }
+    Result<store::ObjectRecord> o = store_->GetObject(kind, *id);
+    if (!o.ok()) {
+      if (o.status().code() == Code::kNotFound) {
+        NotFoundError(Noun(kind) + " " + std::string(id_text));
+      }
+      FailWith(o.status());
+    }
+    Access a = auth::EffectiveAccess(p, o->owner_id,
+                                     Must(store_->ListGrants(store::KindName(kind), o->id)));
+    if (a == Access::kNone) {
+      NotFoundError(Noun(kind) + " " + std::string(id_text));
+    }
+    return {std::move(o).value(), a};
+  }
+
+  Owned Resolve(std::optional<store::Kind> kind, const Principal& p, std::string_view id) {
+    if (!kind) {
+      auto [l, a] = VisibleLocation(p, id);
+      return Owned{std::string(store::kKindLocation), "backup location", l.id, l.name, a};
+    }
+    auto [o, a] = VisibleObject(*kind, p, id);
+    return Owned{std::string(store::KindName(*kind)), Noun(*kind), o.id, o.name, a};
+  }
+
+  static void RequireFull(const Owned& o, const char* verb) {
+    if (o.access < Access::kFull) {
+      Fail(403, "permission_denied",
+           std::string(verb) + " " + o.noun + " \"" + o.name + "\" needs FULL access");
+    }
+  }
+
+  // A referenced object (`field` of the body) the caller must hold `need` on:
+  // 400 naming the field when it does not exist or is invisible (its
+  // existence is not revealed), 403 when visible with too little access.
+  store::ObjectRecord Referenced(store::Kind kind, const Principal& p, const std::string& field,
+                                 int64_t id, Access need) {
+    Result<store::ObjectRecord> o = store_->GetObject(kind, id);
+    Access a = Access::kNone;
+    if (o.ok()) {
+      a = auth::EffectiveAccess(p, o->owner_id,
+                                Must(store_->ListGrants(store::KindName(kind), o->id)));
+    } else if (o.status().code() != Code::kNotFound) {
+      FailWith(o.status());
+    }
+    if (a == Access::kNone) {
+      Fail(400, "invalid_argument",
+           "invalid request: " + field + ": no " + Noun(kind) + " with id " + std::to_string(id),
+           json{{"fields", {{field, "no " + Noun(kind) + " with id " + std::to_string(id)}}}});
+    }
+    if (a < need) {
+      std::string why = "needs " + std::string(AccessName(need)) + " access on " + Noun(kind) +
+                        " \"" + o->name + "\"";
+      Fail(403, "permission_denied", field + ": " + why, json{{"fields", {{field, why}}}});
+    }
+    return std::move(o).value();
+  }
+
+  Access LocationAccess(const Principal& p, int64_t location_id, std::string* name) {
+    Result<store::LocationRecord> l = store_->GetLocation(location_id);
+    if (!l.ok()) {
+      if (l.status().code() == Code::kNotFound) {
+        return Access::kNone;
+      }
+      FailWith(l.status());
+    }
+    *name = l->name;
+    return auth::EffectiveAccess(p, l->owner_id,
+                                 Must(store_->ListGrants(store::kKindLocation, l->id)));
+  }
+
+  // --- grants (any ownable object) ---
+
+  ApiResponse ListGrants(std::optional<store::Kind> kind, const Principal& p, std::string_view id) {
+    Owned o = Resolve(kind, p, id);
     json items = json::array();
-    for (const store::GrantRecord& g : Must(store_->ListGrants(store::kKindLocation, l.id))) {
+    for (const store::GrantRecord& g : Must(store_->ListGrants(o.grant_kind, o.id))) {
       items.push_back(GrantJson(g));
     }
-    return Json(200, json{{"items", items}});
+    return Json(200, json{{"items", items}, {"next_after", nullptr}});
   }
 
-  ApiResponse CreateGrant(const Principal& p, std::string_view id) {
-    store::LocationRecord l = GrantableLocation(p, id);
-    Fields f(ctx_.req.body, {"grantee_type", "grantee", "access"});
-    std::string kind = f.String("grantee_type", 16);
-    std::string grantee = f.String("grantee", 63);
+  // Body: {"user_id": N} or {"group_id": N} (or, as before,
+  // {"grantee_type": "user"|"group", "grantee": NAME}), and "access".
+  ApiResponse CreateGrant(std::optional<store::Kind> kind, const Principal& p,
+                          std::string_view id) {
+    Owned o = Resolve(kind, p, id);
+    RequireFull(o, "granting access to");
+    Fields f(ctx_.req.body, {"user_id", "group_id", "grantee_type", "grantee", "access"});
     std::string access = f.String("access", 8);
     Access parsed;
     if (!access.empty() && !auth::ParseGrantAccess(access, &parsed)) {
       f.Error("access", "must be \"READ\" or \"FULL\"");
     }
+    std::string grantee_kind;
     int64_t grantee_id = 0;
-    if (kind == "user") {
-      Result<store::UserRecord> u = store_->FindUserByName(grantee);
-      if (u.ok()) {
-        grantee_id = u->id;
-      } else if (!grantee.empty()) {
-        f.Error("grantee", "no user named \"" + grantee + "\"");
+    int forms = int{f.Has("user_id")} + int{f.Has("group_id")} + int{f.Has("grantee_type")};
+    if (forms != 1) {
+      f.Error("user_id", "give exactly one of user_id or group_id");
+    } else if (f.Has("user_id")) {
+      grantee_kind = "user";
+      grantee_id = f.Id("user_id", true);
+      if (grantee_id != 0 && !store_->GetUser(grantee_id).ok()) {
+        f.Error("user_id", "no user with id " + std::to_string(grantee_id));
       }
-    } else if (kind == "group") {
-      Result<store::GroupRecord> g = store_->FindGroupByName(grantee);
-      if (g.ok()) {
-        grantee_id = g->id;
-      } else if (!grantee.empty()) {
-        f.Error("grantee", "no group named \"" + grantee + "\"");
+    } else if (f.Has("group_id")) {
+      grantee_kind = "group";
+      grantee_id = f.Id("group_id", true);
+      if (grantee_id != 0 && !store_->GetGroup(grantee_id).ok()) {
+        f.Error("group_id", "no group with id " + std::to_string(grantee_id));
       }
-    } else if (!kind.empty()) {
-      f.Error("grantee_type", "must be \"user\" or \"group\"");
+    } else {
+      grantee_kind = f.String("grantee_type", 16);
+      std::string grantee = f.String("grantee", 63);
+      if (grantee_kind == "user") {
+        Result<store::UserRecord> u = store_->FindUserByName(grantee);
+        if (u.ok()) {
+          grantee_id = u->id;
+        } else if (!grantee.empty()) {
+          f.Error("grantee", "no user named \"" + grantee + "\"");
+        }
+      } else if (grantee_kind == "group") {
+        Result<store::GroupRecord> g = store_->FindGroupByName(grantee);
+        if (g.ok()) {
+          grantee_id = g->id;
+        } else if (!grantee.empty()) {
+          f.Error("grantee", "no group named \"" + grantee + "\"");
+        }
+      } else if (!grantee_kind.empty()) {
+        f.Error("grantee_type", "must be \"user\" or \"group\"");
+      }
     }
     f.Done();
-    store::GrantRecord g{0,   std::string(store::kKindLocation), l.id, kind, grantee_id, access,
-                         now_};
+    store::GrantRecord g{0, o.grant_kind, o.id, grantee_kind, grantee_id, access, now_};
     g.id = Must(store_->CreateGrant(g));
     return Json(201, GrantJson(g));
   }
 
-  ApiResponse DeleteGrant(const Principal& p, std::string_view id, std::string_view grant_id) {
-    store::LocationRecord l = GrantableLocation(p, id);
+  ApiResponse DeleteGrant(std::optional<store::Kind> kind, const Principal& p, std::string_view id,
+                          std::string_view grant_id) {
+    Owned o = Resolve(kind, p, id);
+    RequireFull(o, "revoking access to");
     std::optional<int64_t> gid = ParseId(grant_id);
     bool found = false;
-    for (const store::GrantRecord& g : Must(store_->ListGrants(store::kKindLocation, l.id))) {
+    for (const store::GrantRecord& g : Must(store_->ListGrants(o.grant_kind, o.id))) {
       found = found || (gid && g.id == *gid);
     }
     if (!found) {
@@ -747,6 +1089,586 @@ class Routes {
     }
     Must(store_->DeleteGrant(*gid));
     return NoContent();
+  }
+
+  // --- backup locations: update ---
+
+  ApiResponse PatchLocation(const Principal& p, std::string_view id) {
+    auto [l, a] = VisibleLocation(p, id);
+    if (a < Access::kFull) {
+      Fail(403, "permission_denied",
+           "updating backup location \"" + l.name + "\" needs FULL access");
+    }
+    json patch = Fields::ParseBody(ctx_.req.body);
+    Fields f(patch, std::vector<std::string_view>{"name"});
+    std::string name = f.Has("name") ? f.Name("name") : l.name;
+    f.Done();
+    if (name != l.name && !l.sealed_secrets.empty()) {
+      std::string secrets = Must(secrets_->Open(l.sealed_secrets, "backup-location/" + l.name));
+      l.sealed_secrets = Must(secrets_->Seal(secrets, "backup-location/" + name));
+    }
+    l.name = name;
+    Must(store_->UpdateLocation(l));
+    return Json(200, LocationJson(l, a));
+  }
+
+  // --- generic kinds: create, get, list, update, delete ---
+
+  // The fields a create body may hold, and the subset a PATCH may change.
+  static std::vector<std::string_view> CreateFields(store::Kind kind) {
+    switch (kind) {
+      case store::Kind::kCluster:
+        return {"name", "kubeconfig", "context", "data_mover"};
+      case store::Kind::kSchedulePolicy:
+        return {"name", "schedule", "retain", "incrementals_between_fulls"};
+      case store::Kind::kRule:
+        return {"name", "actions"};
+      case store::Kind::kBackup:
+        return {"name",        "cluster_id",   "location_id",        "namespaces", "label_selector",
+                "pre_rule_id", "post_rule_id", "schedule_policy_id", "type",       "labels"};
+      case store::Kind::kRestore:
+        return {"name",
+                "backup_id",
+                "cluster_id",
+                "namespaces",
+                "namespace_mapping",
+                "storage_class_mapping",
+                "project_mapping",
+                "replace_policy",
+                "labels"};
+    }
+    return {};
+  }
+  static std::vector<std::string_view> MutableFields(store::Kind kind) {
+    switch (kind) {
+      case store::Kind::kBackup:
+      case store::Kind::kRestore:
+        return {"name", "labels"};
+      default:
+        return CreateFields(kind);
+    }
+  }
+
+  // Validates "HH:MM" (24 h clock).
+  static bool ValidTime(const json& v) {
+    if (!v.is_string()) {
+      return false;
+    }
+    const std::string& t = v.get_ref<const std::string&>();
+    return t.size() == 5 && t[2] == ':' && std::isdigit(static_cast<unsigned char>(t[0])) &&
+           std::isdigit(static_cast<unsigned char>(t[1])) &&
+           std::isdigit(static_cast<unsigned char>(t[3])) &&
+           std::isdigit(static_cast<unsigned char>(t[4])) && std::stoi(t.substr(0, 2)) < 24 &&
+           std::stoi(t.substr(3, 2)) < 60;
+  }
+
+  json ScheduleSpec(Fields& f) {
+    const json& body = f.object();
+    auto it = body.find("schedule");
+    if (it == body.end() || it->is_null()) {
+      f.Error("schedule", "required");
+      return nullptr;
+    }
+    if (!it->is_object()) {
+      f.Error("schedule", "must be an object with \"kind\"");
+      return nullptr;
+    }
+    const json& s = *it;
+    std::string kind =
+        s.contains("kind") && s["kind"].is_string() ? s["kind"].get<std::string>() : "";
+    std::vector<std::string> allowed = {"kind"};
+    json out{{"kind", kind}};
+    if (kind == "interval") {
+      allowed.push_back("every_minutes");
+      if (!s.contains("every_minutes")) {
+        f.Error("schedule.every_minutes", "required");
+      } else if (auto v = f.IntValue(s["every_minutes"], "schedule.every_minutes", 1, 525600)) {
+        out["every_minutes"] = *v;
+      }
+    } else if (kind == "daily" || kind == "weekly" || kind == "monthly") {
+      allowed.push_back("at");
+      if (!s.contains("at") || !ValidTime(s["at"])) {
+        f.Error("schedule.at", "required, as \"HH:MM\" (00:00 to 23:59)");
+      } else {
+        out["at"] = s["at"];
+      }
+      if (kind == "weekly") {
+        allowed.push_back("days");
+        static const std::vector<std::string> kDays = {"mon", "tue", "wed", "thu",
+                                                       "fri", "sat", "sun"};
+        const json days = s.value("days", json());
+        bool ok = days.is_array() && !days.empty() && days.size() <= 7;
+        std::vector<std::string> seen;
+        for (const json& d : ok ? days : json::array()) {
+          if (!d.is_string() ||
+              std::find(kDays.begin(), kDays.end(), d.get<std::string>()) == kDays.end() ||
+              std::find(seen.begin(), seen.end(), d.get<std::string>()) != seen.end()) {
+            ok = false;
+            break;
+          }
+          seen.push_back(d.get<std::string>());
+        }
+        if (!ok) {
+          f.Error("schedule.days",
+                  "required: a non-empty array of distinct days among \"mon\" … \"sun\"");
+        } else {
+          out["days"] = days;
+        }
+      }
+      if (kind == "monthly") {
+        allowed.push_back("day");
+        if (!s.contains("day")) {
+          f.Error("schedule.day", "required");
+        } else if (auto v = f.IntValue(s["day"], "schedule.day", 1, 31)) {
+          out["day"] = *v;
+        }
+      }
+    } else {
+      f.Error("schedule.kind", "must be \"interval\", \"daily\", \"weekly\" or \"monthly\"");
+      return nullptr;
+    }
+    for (const auto& [k, v] : s.items()) {
+      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+        f.Error("schedule." + k, "unknown field for kind \"" + kind + "\"");
+      }
+    }
+    return out;
+  }
+
+  json ActionsSpec(Fields& f) {
+    const json& body = f.object();
+    auto it = body.find("actions");
+    if (it == body.end() || it->is_null()) {
+      f.Error("actions", "required");
+      return nullptr;
+    }
+    if (!it->is_array() || it->empty() || it->size() > 64) {
+      f.Error("actions", "must be an array of 1 to 64 actions");
+      return nullptr;
+    }
+    json out = json::array();
+    static const std::vector<std::string> kAllowed = {
+        "namespace", "pod_selector",    "container",       "command",
+        "all_pods",  "timeout_seconds", "abort_on_failure"};
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& a = (*it)[i];
+      std::string at = "actions[" + std::to_string(i) + "]";
+      if (!a.is_object()) {
+        f.Error(at, "must be an object");
+        continue;
+      }
+      for (const auto& [k, v] : a.items()) {
+        if (std::find(kAllowed.begin(), kAllowed.end(), k) == kAllowed.end()) {
+          f.Error(at + "." + k, "unknown field");
+        }
+      }
+      json action = json::object();
+      json ns = a.value("namespace", json());
+      if (!ns.is_string() || !ValidLabel(ns.get<std::string>())) {
+        f.Error(at + ".namespace", std::string("required; ") + kLabelRule);
+      } else {
+        action["namespace"] = ns;
+      }
+      action["pod_selector"] =
+          a.contains("pod_selector") && !a["pod_selector"].is_null()
+              ? f.StringMapValue(a["pod_selector"], at + ".pod_selector", nullptr, "")
+              : json::object();
+      json container = a.value("container", json());
+      if (!container.is_null() && (!container.is_string() || container.get<std::string>().empty() ||
+                                   container.get<std::string>().size() > 253)) {
+        f.Error(at + ".container", "must be a container name or null");
+      }
+      action["container"] = container;
+      json command = a.value("command", json());
+      if (!command.is_string() || command.get<std::string>().empty() ||
+          command.get<std::string>().size() > 4096) {
+        f.Error(at + ".command", "required: a non-empty string of at most 4096 characters");
+      } else {
+        action["command"] = command;
+      }
+      for (const char* flag : {"all_pods", "abort_on_failure"}) {
+        json v = a.value(flag, json(std::string_view(flag) == "abort_on_failure"));
+        if (!v.is_boolean()) {
+          f.Error(at + "." + flag, "must be true or false");
+        }
+        action[flag] = v;
+      }
+      json timeout = a.value("timeout_seconds", json(60));
+      if (auto v = f.IntValue(timeout, at + ".timeout_seconds", 1, 86400)) {
+        action["timeout_seconds"] = *v;
+      }
+      out.push_back(action);
+    }
+    return out;
+  }
+
+  // Validated spec of `kind` from `f` (the create body, or the merge-patched
+  // view of an object). Secrets go to `secrets`, references to `refs`.
+  json BuildSpec(store::Kind kind, Fields& f, json* secrets, std::map<std::string, int64_t>* refs) {
+    json spec = json::object();
+    switch (kind) {
+      case store::Kind::kCluster: {
+        std::string kubeconfig = f.String("kubeconfig", 512 << 10);
+        std::optional<std::string> context = f.OptString("context", 253);
+        std::string mover = f.OptString("data_mover", 16).value_or("generic");
+        if (mover != "csi" && mover != "generic") {
+          f.Error("data_mover", "must be \"csi\" or \"generic\"");
+        }
+        spec["data_mover"] = mover;
+        spec["context"] = context ? json(*context) : json(nullptr);
+        if (!kubeconfig.empty()) {
+          Result<kube::KubeConfig> kc = kube::ParseKubeconfig(kubeconfig, context.value_or(""));
+          if (!kc.ok()) {
+            f.Error("kubeconfig", kc.status().message());
+          } else {
+            spec["server"] = kc->server;
+            spec["context"] = kc->context;
+            if (context) {
+              spec["context_requested"] = *context;
+            }
+          }
+          (*secrets)["kubeconfig"] = kubeconfig;
+        }
+        break;
+      }
+      case store::Kind::kSchedulePolicy:
+        spec["schedule"] = ScheduleSpec(f);
+        spec["retain"] = f.Int("retain", 1, 100000, /*required=*/true).value_or(0);
+        spec["incrementals_between_fulls"] =
+            f.Int("incrementals_between_fulls", 0, 10000).value_or(0);
+        break;
+      case store::Kind::kRule:
+        spec["actions"] = ActionsSpec(f);
+        break;
+      case store::Kind::kBackup: {
+        for (const char* ref : {"cluster_id", "location_id"}) {
+          (*refs)[ref] = f.Id(ref, /*required=*/true);
+        }
+        for (const char* ref : {"pre_rule_id", "post_rule_id", "schedule_policy_id"}) {
+          (*refs)[ref] = f.Id(ref, /*required=*/false);
+        }
+        spec["namespaces"] =
+            f.Namespaces("namespaces", /*required=*/true).value_or(std::vector<std::string>{});
+        std::optional<std::string> selector = f.OptString("label_selector", 1024);
+        spec["label_selector"] = selector ? json(*selector) : json(nullptr);
+        std::string type = f.OptString("type", 16).value_or("full");
+        if (type != "full" && type != "incremental") {
+          f.Error("type", "must be \"full\" or \"incremental\"");
+        }
+        spec["type"] = type;
+        spec["labels"] = f.StringMap("labels");
+        break;
+      }
+      case store::Kind::kRestore: {
+        (*refs)["backup_id"] = f.Id("backup_id", true);
+        (*refs)["cluster_id"] = f.Id("cluster_id", true);
+        std::optional<std::vector<std::string>> ns = f.Namespaces("namespaces", false);
+        spec["namespaces"] = ns ? json(*ns) : json(nullptr);
+        spec["namespace_mapping"] = f.StringMap("namespace_mapping", ValidLabel, kLabelRule);
+        spec["storage_class_mapping"] = f.StringMap("storage_class_mapping");
+        spec["project_mapping"] = f.StringMap("project_mapping");
+        std::string policy = f.OptString("replace_policy", 16).value_or("retain");
+        if (policy != "retain" && policy != "replace") {
+          f.Error("replace_policy", "must be \"retain\" or \"replace\"");
+        }
+        spec["replace_policy"] = policy;
+        spec["labels"] = f.StringMap("labels");
+        break;
+      }
+    }
+    return spec;
+  }
+
+  // The API's view of what a client set on the object (spec, name, and for
+  // clusters the sealed kubeconfig): what a merge-patch applies to.
+  json InputView(store::Kind kind, const store::ObjectRecord& o) {
+    json view = json::parse(o.spec_json, nullptr, false);
+    if (!view.is_object()) {
+      view = json::object();
+    }
+    view["name"] = o.name;
+    if (kind == store::Kind::kCluster) {
+      view.erase("server");
+      view["context"] = view.value("context_requested", json());
+      view.erase("context_requested");
+      if (!o.sealed_secrets.empty()) {
+        json secrets = json::parse(Must(secrets_->Open(o.sealed_secrets, SecretAad(kind, o.name))),
+                                   nullptr, false);
+        if (secrets.is_object() && secrets.contains("kubeconfig")) {
+          view["kubeconfig"] = secrets["kubeconfig"];
+        }
+      }
+    }
+    for (const auto& [ref, v] : o.refs) {
+      view[ref] = v;
+    }
+    return view;
+  }
+
+  static std::string SecretAad(store::Kind kind, const std::string& name) {
+    return std::string(store::KindName(kind)) + "/" + name;
+  }
+
+  json ObjectJson(store::Kind kind, const store::ObjectRecord& o, Access access) {
+    json spec = json::parse(o.spec_json, nullptr, false);
+    json status = json::parse(o.status_json, nullptr, false);
+    if (!status.is_object()) {
+      status = json::object();
+    }
+    json out{{"id", o.id},
+             {"name", o.name},
+             {"owner", o.owner_id},
+             {"access", AccessName(access)},
+             {"created_at", o.created_at},
+             {"updated_at", o.updated_at}};
+    if (spec.is_object()) {
+      for (const auto& [k, v] : spec.items()) {
+        if (k != "context_requested") {
+          out[k] = v;
+        }
+      }
+    }
+    for (std::string_view ref : store::KindRefs(kind)) {
+      int64_t v = o.Ref(ref);
+      out[std::string(ref)] = v == 0 ? json(nullptr) : json(v);
+    }
+    if (kind == store::Kind::kCluster) {
+      out["status"] = status;
+    }
+    if (store::KindHasState(kind)) {
+      out["state"] = o.state;
+      for (const char* k : {"reason", "started_at", "finished_at"}) {
+        out[k] = status.value(k, json());
+      }
+      if (kind == store::Kind::kBackup) {
+        for (const char* k : {"bytes_total", "bytes_new"}) {
+          out[k] = status.value(k, json(0));
+        }
+      }
+    }
+    return out;
+  }
+
+  // Probes the cluster and returns its status object.
+  json ProbeCluster(const std::string& kubeconfig, const json& spec) {
+    json status{{"reachable", false},
+                {"reason", nullptr},
+                {"version", nullptr},
+                {"checked_at", Rfc3339(now_)}};
+    Result<kube::KubeConfig> kc =
+        kube::ParseKubeconfig(kubeconfig, spec.value("context_requested", std::string()));
+    if (!kc.ok()) {
+      status["reason"] = kc.status().message();
+      return status;
+    }
+    kube::ProbeResult r = options_.cluster_prober
+                              ? options_.cluster_prober(*kc)
+                              : kube::ProbeVersion(*kc, options_.cluster_probe_timeout);
+    status["reachable"] = r.reachable;
+    status["reason"] = r.reachable ? json(nullptr) : json(r.reason);
+    status["version"] = r.version.empty() ? json(nullptr) : json(r.version);
+    return status;
+  }
+
+  // References of a new backup or restore, checked against the caller's
+  // access (see openapi.json "Access"); fills `status` defaults.
+  void CheckReferences(store::Kind kind, const Principal& p,
+                       const std::map<std::string, int64_t>& refs) {
+    auto ref = [&](const char* k) {
+      auto it = refs.find(k);
+      return it == refs.end() ? int64_t{0} : it->second;
+    };
+    if (kind == store::Kind::kBackup) {
+      Referenced(store::Kind::kCluster, p, "cluster_id", ref("cluster_id"), Access::kRead);
+      std::string loc_name;
+      if (LocationAccess(p, ref("location_id"), &loc_name) == Access::kNone) {
+        std::string why = "no backup location with id " + std::to_string(ref("location_id"));
+        Fail(400, "invalid_argument", "invalid request: location_id: " + why,
+             json{{"fields", {{"location_id", why}}}});
+      }
+      for (const char* r : {"pre_rule_id", "post_rule_id"}) {
+        if (ref(r) != 0) {
+          Referenced(store::Kind::kRule, p, r, ref(r), Access::kRead);
+        }
+      }
+      if (ref("schedule_policy_id") != 0) {
+        Referenced(store::Kind::kSchedulePolicy, p, "schedule_policy_id", ref("schedule_policy_id"),
+                   Access::kRead);
+      }
+    } else if (kind == store::Kind::kRestore) {
+      store::ObjectRecord backup =
+          Referenced(store::Kind::kBackup, p, "backup_id", ref("backup_id"), Access::kRead);
+      // Restoring from a backup also needs READ on the location holding it.
+      std::string loc_name;
+      if (LocationAccess(p, backup.Ref("location_id"), &loc_name) < Access::kRead) {
+        std::string why =
+            "needs READ access on the backup location holding backup \"" + backup.name + "\"";
+        Fail(403, "permission_denied", "backup_id: " + why, json{{"fields", {{"backup_id", why}}}});
+      }
+      Referenced(store::Kind::kCluster, p, "cluster_id", ref("cluster_id"), Access::kFull);
+    }
+  }
+
+  ApiResponse CreateObject(store::Kind kind, const Principal& p) {
+    Fields f(Fields::ParseBody(ctx_.req.body), CreateFields(kind));
+    std::string name = f.Name("name");
+    json secrets = json::object();
+    std::map<std::string, int64_t> refs;
+    json spec = BuildSpec(kind, f, &secrets, &refs);
+    f.Done();
+    CheckReferences(kind, p, refs);
+    store::ObjectRecord o;
+    o.name = name;
+    o.owner_id = p.user_id;
+    o.created_at = o.updated_at = now_;
+    for (const auto& [k, v] : refs) {
+      if (v != 0) {
+        o.refs[k] = v;
+      }
+    }
+    json status = json::object();
+    if (kind == store::Kind::kCluster) {
+      status = ProbeCluster(secrets["kubeconfig"].get<std::string>(), spec);
+    }
+    if (store::KindHasState(kind)) {
+      o.state = "pending";
+      status = json{{"reason", nullptr}, {"started_at", nullptr}, {"finished_at", nullptr}};
+      if (kind == store::Kind::kBackup) {
+        status["bytes_total"] = 0;
+        status["bytes_new"] = 0;
+      }
+    }
+    o.spec_json = spec.dump();
+    o.status_json = status.dump();
+    if (!secrets.empty()) {
+      o.sealed_secrets = Must(secrets_->Seal(secrets.dump(), SecretAad(kind, name)));
+    }
+    o.id = Must(store_->CreateObject(kind, o));
+    if (store::KindHasState(kind)) {
+      Must(store_->AppendEvent(kind, o.id, {0, now_, "info", "created (state pending)"}));
+    }
+    return Json(201, ObjectJson(kind, o, Access::kOwner));
+  }
+
+  ApiResponse GetObject(store::Kind kind, const Principal& p, std::string_view id) {
+    auto [o, a] = VisibleObject(kind, p, id);
+    return Json(200, ObjectJson(kind, o, a));
+  }
+
+  ApiResponse ListObjects(store::Kind kind, const Principal& p) {
+    // Filters: ?name=, and ?state=, ?cluster_id=, ?location_id=, ?backup_id=
+    // where the kind has them.
+    std::vector<std::string> filters = {"name"};
+    if (store::KindHasState(kind)) {
+      filters.push_back("state");
+    }
+    for (std::string_view r : store::KindRefs(kind)) {
+      filters.emplace_back(r);
+    }
+    std::vector<store::ObjectRecord> visible;
+    std::map<int64_t, Access> access;
+    for (store::ObjectRecord& o : Must(store_->ListObjects(kind))) {
+      bool match = true;
+      for (const std::string& k : filters) {
+        auto q = ctx_.query.find(k);
+        if (q == ctx_.query.end()) {
+          continue;
+        }
+        std::string have = k == "name" ? o.name : k == "state" ? o.state : std::to_string(o.Ref(k));
+        match = match && have == q->second;
+      }
+      if (!match) {
+        continue;
+      }
+      Access a = auth::EffectiveAccess(p, o.owner_id,
+                                       Must(store_->ListGrants(store::KindName(kind), o.id)));
+      if (a == Access::kNone) {
+        continue;
+      }
+      access[o.id] = a;
+      visible.push_back(std::move(o));
+    }
+    return Json(200, Page(visible, [&](const store::ObjectRecord& o) {
+                  return ObjectJson(kind, o, access[o.id]);
+                }));
+  }
+
+  ApiResponse PatchObject(store::Kind kind, const Principal& p, std::string_view id) {
+    auto [o, a] = VisibleObject(kind, p, id);
+    Owned owned{std::string(store::KindName(kind)), Noun(kind), o.id, o.name, a};
+    RequireFull(owned, "updating");
+    json patch = Fields::ParseBody(ctx_.req.body);
+    std::vector<std::string_view> mutable_fields = MutableFields(kind);
+    {
+      Fields check(patch, mutable_fields);
+      for (std::string_view k : CreateFields(kind)) {
+        if (patch.contains(k) &&
+            std::find(mutable_fields.begin(), mutable_fields.end(), k) == mutable_fields.end()) {
+          check.Error(std::string(k), "cannot be changed");
+        }
+      }
+      check.Done();
+    }
+    json view = InputView(kind, o);
+    view.merge_patch(patch);
+    Fields f(view, CreateFields(kind));
+    std::string old_name = o.name;
+    o.name = f.Name("name");
+    json secrets = json::object();
+    std::map<std::string, int64_t> refs;
+    json spec = BuildSpec(kind, f, &secrets, &refs);
+    f.Done();
+    o.spec_json = spec.dump();
+    o.updated_at = now_;
+    if (!secrets.empty()) {
+      o.sealed_secrets = Must(secrets_->Seal(secrets.dump(), SecretAad(kind, o.name)));
+    }
+    if (kind == store::Kind::kCluster &&
+        (patch.contains("kubeconfig") || patch.contains("context"))) {
+      o.status_json = ProbeCluster(secrets["kubeconfig"].get<std::string>(), spec).dump();
+    }
+    Must(store_->UpdateObject(kind, o));
+    if (store::KindHasState(kind) && old_name != o.name) {
+      Must(store_->AppendEvent(kind, o.id, {0, now_, "info", "renamed from \"" + old_name + "\""}));
+    }
+    return Json(200, ObjectJson(kind, o, a));
+  }
+
+  ApiResponse DeleteObject(store::Kind kind, const Principal& p, std::string_view id) {
+    auto [o, a] = VisibleObject(kind, p, id);
+    RequireFull(Owned{std::string(store::KindName(kind)), Noun(kind), o.id, o.name, a}, "deleting");
+    Must(store_->DeleteObject(kind, o.id));
+    return NoContent();
+  }
+
+  ApiResponse ProbeClusterNow(const Principal& p, std::string_view id) {
+    auto [o, a] = VisibleObject(store::Kind::kCluster, p, id);
+    json spec = json::parse(o.spec_json, nullptr, false);
+    json secrets = json::parse(
+        Must(secrets_->Open(o.sealed_secrets, SecretAad(store::Kind::kCluster, o.name))), nullptr,
+        false);
+    o.status_json = ProbeCluster(secrets.value("kubeconfig", std::string()), spec).dump();
+    o.updated_at = now_;
+    Must(store_->UpdateObject(store::Kind::kCluster, o));
+    return Json(200, ObjectJson(store::Kind::kCluster, o, a));
+  }
+
+  ApiResponse BackupLogs(const Principal& p, std::string_view id) {
+    auto [o, a] = VisibleObject(store::Kind::kBackup, p, id);
+    (void)a;
+    json items = json::array();
+    for (const store::EventRecord& e : Must(store_->ListEvents(store::Kind::kBackup, o.id))) {
+      items.push_back(json{{"time", Rfc3339(e.time)}, {"level", e.level}, {"message", e.message}});
+    }
+    return Json(200, json{{"items", items}});
+  }
+
+  // /metrics additions from the datastore.
+  std::string BackupMetrics() {
+    std::map<std::string, int64_t> counts = Must(store_->CountByState(store::Kind::kBackup));
+    return RenderBackupMetrics(counts,
+                               Must(store_->SumStatusField(store::Kind::kBackup, "bytes_total")),
+                               Must(store_->SumStatusField(store::Kind::kBackup, "bytes_new")));
   }
 
  private:
@@ -841,115 +1763,201 @@ ApiResponse ApiHandler::Handle(const ApiRequest& request) {
   return response;
 }
 
+namespace {
+
+using Args = std::vector<std::string_view>;  // the {…} segments of the path, in order
+using RouteFn = std::function<ApiResponse(Routes&, const Principal&, const Args&)>;
+
+// One API route. Routes marked public need no bearer token; the few that
+// need the handler's own state (health, readiness, metrics, openapi, login)
+// have no `fn` and are answered by Dispatch itself.
+struct RouteDef {
+  std::string method;
+  std::string pattern;  // "/api/v1/backups/{id}/grants"
+  RouteFn fn;
+};
+
+// Adds the list/create/get/patch/delete and grants routes of one ownable
+// resource.
+void AddOwnable(std::vector<RouteDef>& t, const std::string& base,
+                std::optional<store::Kind> kind) {
+  const std::string one = base + "/{id}";
+  if (kind) {
+    store::Kind k = *kind;
+    t.push_back({"GET", base,
+                 [k](Routes& r, const Principal& p, const Args&) { return r.ListObjects(k, p); }});
+    t.push_back({"POST", base,
+                 [k](Routes& r, const Principal& p, const Args&) { return r.CreateObject(k, p); }});
+    t.push_back({"GET", one, [k](Routes& r, const Principal& p, const Args& a) {
+                   return r.GetObject(k, p, a[0]);
+                 }});
+    t.push_back({"PATCH", one, [k](Routes& r, const Principal& p, const Args& a) {
+                   return r.PatchObject(k, p, a[0]);
+                 }});
+    t.push_back({"DELETE", one, [k](Routes& r, const Principal& p, const Args& a) {
+                   return r.DeleteObject(k, p, a[0]);
+                 }});
+  }
+  t.push_back({"GET", one + "/grants", [kind](Routes& r, const Principal& p, const Args& a) {
+                 return r.ListGrants(kind, p, a[0]);
+               }});
+  t.push_back({"POST", one + "/grants", [kind](Routes& r, const Principal& p, const Args& a) {
+                 return r.CreateGrant(kind, p, a[0]);
+               }});
+  t.push_back(
+      {"DELETE", one + "/grants/{grant_id}", [kind](Routes& r, const Principal& p, const Args& a) {
+         return r.DeleteGrant(kind, p, a[0], a[1]);
+       }});
+}
+
+const std::vector<RouteDef>& RouteTable() {
+  static const std::vector<RouteDef> table = [] {
+    std::vector<RouteDef> t = {
+        {"GET", "/healthz", nullptr},
+        {"GET", "/readyz", nullptr},
+        {"GET", "/metrics", nullptr},
+        {"GET", "/api/v1/openapi.json", nullptr},
+        {"POST", "/api/v1/login", nullptr},
+        {"GET", "/api/v1/tokens",
+         [](Routes& r, const Principal& p, const Args&) { return r.ListTokens(p); }},
+        {"POST", "/api/v1/tokens",
+         [](Routes& r, const Principal& p, const Args&) { return r.CreateToken(p); }},
+        {"DELETE", "/api/v1/tokens/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.RevokeToken(p, a[0]); }},
+        {"GET", "/api/v1/users",
+         [](Routes& r, const Principal& p, const Args&) { return r.ListUsers(p); }},
+        {"POST", "/api/v1/users",
+         [](Routes& r, const Principal& p, const Args&) { return r.CreateUser(p); }},
+        {"GET", "/api/v1/users/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.GetUser(p, a[0]); }},
+        {"PATCH", "/api/v1/users/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.PatchUser(p, a[0]); }},
+        {"DELETE", "/api/v1/users/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.DeleteUser(p, a[0]); }},
+        {"GET", "/api/v1/groups",
+         [](Routes& r, const Principal& p, const Args&) { return r.ListGroups(p); }},
+        {"POST", "/api/v1/groups",
+         [](Routes& r, const Principal& p, const Args&) { return r.CreateGroup(p); }},
+        {"GET", "/api/v1/groups/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.GetGroup(p, a[0]); }},
+        {"PATCH", "/api/v1/groups/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.PatchGroup(p, a[0]); }},
+        {"DELETE", "/api/v1/groups/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.DeleteGroup(p, a[0]); }},
+        {"POST", "/api/v1/groups/{id}/members",
+         [](Routes& r, const Principal& p, const Args& a) { return r.AddMember(p, a[0]); }},
+        {"DELETE", "/api/v1/groups/{id}/members/{user_id}",
+         [](Routes& r, const Principal& p, const Args& a) {
+           return r.RemoveMember(p, a[0], a[1]);
+         }},
+        {"GET", "/api/v1/backup-locations",
+         [](Routes& r, const Principal& p, const Args&) { return r.ListLocations(p); }},
+        {"POST", "/api/v1/backup-locations",
+         [](Routes& r, const Principal& p, const Args&) { return r.CreateLocation(p); }},
+        {"GET", "/api/v1/backup-locations/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.GetLocation(p, a[0]); }},
+        {"PATCH", "/api/v1/backup-locations/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.PatchLocation(p, a[0]); }},
+        {"DELETE", "/api/v1/backup-locations/{id}",
+         [](Routes& r, const Principal& p, const Args& a) { return r.DeleteLocation(p, a[0]); }},
+    };
+    AddOwnable(t, "/api/v1/backup-locations", std::nullopt);
+    AddOwnable(t, "/api/v1/clusters", store::Kind::kCluster);
+    t.push_back(
+        {"POST", "/api/v1/clusters/{id}/probe",
+         [](Routes& r, const Principal& p, const Args& a) { return r.ProbeClusterNow(p, a[0]); }});
+    AddOwnable(t, "/api/v1/schedule-policies", store::Kind::kSchedulePolicy);
+    AddOwnable(t, "/api/v1/rules", store::Kind::kRule);
+    AddOwnable(t, "/api/v1/backups", store::Kind::kBackup);
+    t.push_back(
+        {"GET", "/api/v1/backups/{id}/logs",
+         [](Routes& r, const Principal& p, const Args& a) { return r.BackupLogs(p, a[0]); }});
+    AddOwnable(t, "/api/v1/restores", store::Kind::kRestore);
+    return t;
+  }();
+  return table;
+}
+
+// Matches `seg` against `pattern`; the {…} segments go to `args`.
+bool Match(const std::string& pattern, const std::vector<std::string_view>& seg, Args* args) {
+  std::vector<std::string_view> want = SplitPath(pattern);
+  if (want.size() != seg.size()) {
+    return false;
+  }
+  args->clear();
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!want[i].empty() && want[i].front() == '{') {
+      args->push_back(seg[i]);
+    } else if (want[i] != seg[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> ApiRoutes() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const RouteDef& r : RouteTable()) {
+    out.emplace_back(r.method, r.pattern);
+  }
+  return out;
+}
+
 ApiResponse ApiHandler::Dispatch(Context& ctx) {
   const std::string& m = ctx.req.method;
   std::vector<std::string_view> seg = SplitPath(ctx.path);
   Routes r(ctx, store_, secrets_, prober_, options_, clock_(), &login_throttle_);
-  auto route = [&](const char* name, const char* allow) {
-    ctx.route = name;
-    return std::string(allow);
-  };
 
-  if (seg.size() == 1 && seg[0] == "healthz") {
-    route("/healthz", "GET");
+  const RouteDef* found = nullptr;
+  std::string allow;
+  Args args;
+  for (const RouteDef& def : RouteTable()) {
+    Args a;
+    if (!Match(def.pattern, seg, &a)) {
+      continue;
+    }
+    ctx.route = def.pattern;
+    allow += (allow.empty() ? "" : ", ") + def.method;
+    if (def.method == m) {
+      found = &def;
+      args = std::move(a);
+    }
+  }
+  if (allow.empty()) {
+    Fail(404, "not_found", "no such endpoint: " + ctx.path);
+  }
+  if (found == nullptr) {
+    MethodNotAllowed(allow);
+  }
+  if (found->fn) {
+    const Principal& p = r.Authenticate(ctx.who);
+    return found->fn(r, p, args);
+  }
+  if (ctx.route == "/healthz") {
     return Json(200, json{{"status", "ok"}});
   }
-  if (seg.size() == 1 && seg[0] == "readyz") {
-    route("/readyz", "GET");
+  if (ctx.route == "/readyz") {
     if (!ready_) {
       Fail(503, "unavailable", "not ready");
     }
     Must(store_->CountUsers().status());
     return Json(200, json{{"status", "ready"}});
   }
-  if (seg.size() == 1 && seg[0] == "metrics") {
-    route("/metrics", "GET");
+  if (ctx.route == "/metrics") {
     ApiResponse res;
     res.content_type = "text/plain; version=0.0.4";
     res.body = metrics_ != nullptr ? metrics_->RenderPrometheus() : "";
+    res.body += r.BackupMetrics();
     return res;
   }
-  if (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1") {
-    Fail(404, "not_found", "no such endpoint: " + ctx.path);
-  }
-  std::string_view res = seg[2];
-  size_t n = seg.size();
-  if (res == "openapi.json" && n == 3) {
-    std::string allow = route("/api/v1/openapi.json", "GET");
-    if (m != "GET") {
-      MethodNotAllowed(allow);
-    }
+  if (ctx.route == "/api/v1/openapi.json") {
     ApiResponse out;
     out.body = OpenApiDocument();
     return out;
   }
-  if (res == "login" && n == 3) {
-    std::string allow = route("/api/v1/login", "POST");
-    if (m != "POST") {
-      MethodNotAllowed(allow);
-    }
-    return r.Login();
-  }
-  if (res == "users" && n == 3) {
-    std::string allow = route("/api/v1/users", "GET, POST");
-    const Principal& p = r.Authenticate(ctx.who);
-    if (m == "GET") return r.ListUsers(p);
-    if (m == "POST") return r.CreateUser(p);
-    MethodNotAllowed(allow);
-  }
-  if (res == "users" && n == 4) {
-    std::string allow = route("/api/v1/users/{id}", "GET");
-    const Principal& p = r.Authenticate(ctx.who);
-    if (m == "GET") return r.GetUser(p, seg[3]);
-    MethodNotAllowed(allow);
-  }
-  if (res == "groups" && n == 3) {
-    std::string allow = route("/api/v1/groups", "GET, POST");
-    const Principal& p = r.Authenticate(ctx.who);
-    if (m == "GET") return r.ListGroups(p);
-    if (m == "POST") return r.CreateGroup(p);
-    MethodNotAllowed(allow);
-  }
-  if (res == "tokens" && n == 3) {
-    std::string allow = route("/api/v1/tokens", "GET, POST");
-    const Principal& p = r.Authenticate(ctx.who);
-    if (m == "GET") return r.ListTokens(p);
-    if (m == "POST") return r.CreateToken(p);
-    MethodNotAllowed(allow);
-  }
-  if (res == "tokens" && n == 4) {
-    std::string allow = route("/api/v1/tokens/{id}", "DELETE");
-    const Principal& p = r.Authenticate(ctx.who);
-    if (m == "DELETE") return r.RevokeToken(p, seg[3]);
-    MethodNotAllowed(allow);
-  }
-  if (res == "backup-locations") {
-    const Principal& p = r.Authenticate(ctx.who);
-    if (n == 3) {
-      std::string allow = route("/api/v1/backup-locations", "GET, POST");
-      if (m == "GET") return r.ListLocations(p);
-      if (m == "POST") return r.CreateLocation(p);
-      MethodNotAllowed(allow);
-    }
-    if (n == 4) {
-      std::string allow = route("/api/v1/backup-locations/{id}", "GET, DELETE");
-      if (m == "GET") return r.GetLocation(p, seg[3]);
-      if (m == "DELETE") return r.DeleteLocation(p, seg[3]);
-      MethodNotAllowed(allow);
-    }
-    if (n == 5 && seg[4] == "grants") {
-      std::string allow = route("/api/v1/backup-locations/{id}/grants", "GET, POST");
-      if (m == "GET") return r.ListGrants(p, seg[3]);
-      if (m == "POST") return r.CreateGrant(p, seg[3]);
-      MethodNotAllowed(allow);
-    }
-    if (n == 6 && seg[4] == "grants") {
-      std::string allow = route("/api/v1/backup-locations/{id}/grants/{grant_id}", "DELETE");
-      if (m == "DELETE") return r.DeleteGrant(p, seg[3], seg[5]);
-      MethodNotAllowed(allow);
-    }
-  }
-  Fail(404, "not_found", "no such endpoint: " + ctx.path);
+  return r.Login();
 }
 
 }  // namespace bunker::api

@@ -20,12 +20,15 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "appliance/api/http.h"
 #include "appliance/api/location_probe.h"
 #include "appliance/api/metrics.h"
 #include "appliance/auth/login_throttle.h"
 #include "appliance/auth/secret_box.h"
+#include "appliance/kube/version_probe.h"
 #include "appliance/store/store.h"
 
 namespace bunker::api {
@@ -39,6 +42,10 @@ struct HandlerOptions {
   // window they are counted in).
   int login_max_failures = 5;
   std::chrono::seconds login_failure_window{300};
+  // The cluster status probe (GET /version); empty: kube::ProbeVersion with
+  // cluster_probe_timeout. Runs on the request thread, bounded by the timeout.
+  kube::ClusterProber cluster_prober;
+  std::chrono::milliseconds cluster_probe_timeout{std::chrono::seconds(5)};
 };
 
 class ApiHandler {
@@ -68,6 +75,10 @@ class ApiHandler {
   std::atomic<bool> ready_{false};
   auth::LoginThrottle login_throttle_;
 };
+
+// Every route the handler serves, as (method, path template) pairs such as
+// ("GET", "/api/v1/backups/{id}"); openapi.json documents exactly these.
+std::vector<std::pair<std::string, std::string>> ApiRoutes();
 
 // The OpenAPI 3 document served at /api/v1/openapi.json (appliance/api/openapi.json,
 // embedded at build time).

@@ -51,4 +51,23 @@ std::string Metrics::RenderPrometheus() const {
   return out;
 }
 
+std::string RenderBackupMetrics(const std::map<std::string, int64_t>& by_state, int64_t bytes_total,
+                                int64_t bytes_moved) {
+  std::string out;
+  out += "# HELP bunker_backups Backups known to the appliance, by state.\n";
+  out += "# TYPE bunker_backups gauge\n";
+  for (const char* state : {"pending", "running", "succeeded", "partial", "failed", "deleting"}) {
+    auto it = by_state.find(state);
+    out += fmt::format("bunker_backups{{state=\"{}\"}} {}\n", state,
+                       it == by_state.end() ? 0 : it->second);
+  }
+  out += "# HELP bunker_backup_bytes_total Logical bytes covered by all backups.\n";
+  out += "# TYPE bunker_backup_bytes_total gauge\n";
+  out += fmt::format("bunker_backup_bytes_total {}\n", bytes_total);
+  out += "# HELP bunker_backup_bytes_moved_total Bytes backups uploaded to their locations.\n";
+  out += "# TYPE bunker_backup_bytes_moved_total counter\n";
+  out += fmt::format("bunker_backup_bytes_moved_total {}\n", bytes_moved);
+  return out;
+}
+
 }  // namespace bunker::api

@@ -17,6 +17,13 @@
 
 namespace bunker::api {
 
+// Backup gauges from the datastore, in the same text format:
+//   bunker_backups{state}                 backups by state (every state listed)
+//   bunker_backup_bytes_total             logical bytes covered by backups
+//   bunker_backup_bytes_moved_total       bytes uploaded to locations (new data)
+std::string RenderBackupMetrics(const std::map<std::string, int64_t>& by_state, int64_t bytes_total,
+                                int64_t bytes_moved);
+
 class Metrics {
  public:
   void RecordRequest(const std::string& method, const std::string& route, int status,

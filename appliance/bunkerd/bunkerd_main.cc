@@ -5,6 +5,12 @@
 //   bunkerd init --data-dir D --admin-password-file F [--admin-name admin]
 //   bunkerd serve [--config bunkerd.yaml] [--data-dir D] [--listen host:port]
 //                 [--tls-cert F --tls-key F] [--log-level L]
+//                 [--log-target auto|journal|stderr]
+//
+// Logs go to the systemd journal (sd_journal_send, through spdlog's systemd
+// sink, with the level as PRIORITY) when --log-target is journal, or when it
+// is auto and JOURNAL_STREAM is set (systemd connected stderr to the
+// journal); otherwise to stderr.
 //
 // Exit codes: 0 success, 1 failure, 2 usage or configuration error.
 
@@ -12,9 +18,12 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include <spdlog/sinks/systemd_sink.h>
+
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -50,6 +59,25 @@ Status MakePrivateDir(const std::string& dir) {
 
 std::string DbPath(const std::string& dir) { return dir + "/bunker.db"; }
 std::string KeyPath(const std::string& dir) { return dir + "/secret.key"; }
+
+// Logging to the journal or stderr (see the file comment). False for an
+// unknown target.
+bool SetUpLogging(const std::string& target, const std::string& level) {
+  bool journal = target == "journal" || (target == "auto" && std::getenv("JOURNAL_STREAM"));
+  if (target != "journal" && target != "auto" && target != "stderr") {
+    bunker::InitLogging(level);
+    return false;
+  }
+  if (!journal) {
+    bunker::InitLogging(level);
+    return true;
+  }
+  auto sink = std::make_shared<spdlog::sinks::systemd_sink_mt>("bunkerd");
+  auto logger = std::make_shared<spdlog::logger>("bunker", sink);
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+  return true;
+}
 
 int Fail(const Status& st, int code = kExitFailure) {
   spdlog::error("{}", st.ToString());
@@ -234,6 +262,9 @@ int main(int argc, char** argv) {
   serve->add_option("--tls-cert", tls_cert, "Overrides tls_cert (PEM)");
   serve->add_option("--tls-key", tls_key, "Overrides tls_key (PEM)");
   serve->add_option("--log-level", log_level, "Overrides log_level (debug, info, warn, error)");
+  std::string log_target;
+  serve->add_option("--log-target", log_target,
+                    "Overrides log_target: journal, stderr, or auto (journal under systemd)");
 
   try {
     app.parse(argc, argv);
@@ -256,6 +287,10 @@ int main(int argc, char** argv) {
   if (!tls_cert.empty()) config.tls_cert = tls_cert;
   if (!tls_key.empty()) config.tls_key = tls_key;
   if (!log_level.empty()) config.log_level = log_level;
-  bunker::InitLogging(config.log_level);
+  if (!log_target.empty()) config.log_target = log_target;
+  if (!SetUpLogging(config.log_target, config.log_level)) {
+    spdlog::error("log_target must be journal, stderr or auto, not \"{}\"", config.log_target);
+    return kExitUsage;
+  }
   return Serve(config);
 }

@@ -59,6 +59,8 @@ Status LoadConfigFile(const std::string& path, Config* c) {
       st = ReadString(v, key, &c->tls_key);
     } else if (key == "log_level") {
       st = ReadString(v, key, &c->log_level);
+    } else if (key == "log_target") {
+      st = ReadString(v, key, &c->log_target);
     } else if (key == "token_ttl_hours") {
       st = ReadInt(v, key, 1, 24 * 365, &c->token_ttl_hours);
     } else if (key == "max_body_bytes") {

@@ -12,6 +12,7 @@
 //   max_body_bytes: 1048576
 //   threads: 4
 //   log_level: info
+//   log_target: auto   # journal | stderr | auto (journal when JOURNAL_STREAM is set)
 
 #include <cstdint>
 #include <string>
@@ -29,6 +30,7 @@ struct Config {
   int64_t max_body_bytes = 1 << 20;
   int64_t threads = 4;
   std::string log_level = "info";
+  std::string log_target = "auto";
 };
 
 // Reads `path` on top of `config`. InvalidArgument naming the key for an

@@ -208,7 +208,7 @@ TEST_F(HandlerTest, LocationAccessMatrix) {
   };
   std::vector<Cell> cells = {
       {"owner", owner, true, "owner", 201}, {"reader", reader, true, "READ", 403},
-      {"full", full, true, "FULL", 403},    {"member", member, true, "READ", 403},
+      {"full", full, true, "FULL", 201},    {"member", member, true, "READ", 403},
       {"other", other, false, "", 404},     {"admin", admin_, true, "owner", 201}};
   for (const Cell& c : cells) {
     SCOPED_TRACE(c.who);
@@ -221,7 +221,7 @@ TEST_F(HandlerTest, LocationAccessMatrix) {
       EXPECT_EQ(get.body["access"], c.access);
     }
     EXPECT_EQ(Call("GET", path + "/grants", c.token).status, c.sees ? 200 : 404);
-    // Granting "extra" READ: only owner and admin may (the second gets 409).
+    // Granting "extra" READ: owner, FULL grantees and admins may (later ones get 409).
     int status = grant(c.token, "user", "extra", "READ").status;
     if (c.grant_status == 201) {
       EXPECT_TRUE(status == 201 || status == 409) << status;
