@@ -481,6 +481,16 @@ class Routes {
     return json{{"items", out}, {"next_after", next}};
   }
 
+  // Keeps the records named by ?name= (all without it).
+  template <typename T>
+  std::vector<T> NameFilter(std::vector<T> items) {
+    auto name = ctx_.query.find("name");
+    if (name != ctx_.query.end()) {
+      std::erase_if(items, [&](const T& item) { return item.name != name->second; });
+    }
+    return items;
+  }
+
   // --- login and tokens ---
 
   ApiResponse Login() {
@@ -592,7 +602,7 @@ class Routes {
 
   ApiResponse ListUsers(const Principal& p) {
     RequireAdmin(p);
-    return Json(200, Page(Must(store_->ListUsers()), UserJson));
+    return Json(200, Page(NameFilter(Must(store_->ListUsers())), UserJson));
   }
 
   ApiResponse GetUser(const Principal& p, std::string_view id_text) {
@@ -635,7 +645,7 @@ class Routes {
 
   ApiResponse ListGroups(const Principal& p) {
     RequireAdmin(p);
-    return Json(200, Page(Must(store_->ListGroups()), GroupJson));
+    return Json(200, Page(NameFilter(Must(store_->ListGroups())), GroupJson));
   }
 
   // --- backup locations ---
@@ -688,7 +698,9 @@ class Routes {
     for (store::LocationRecord& l : Must(store_->ListLocations())) {
       Access a = auth::EffectiveAccess(p, l.owner_id,
                                        Must(store_->ListGrants(store::kKindLocation, l.id)));
-      if (a == Access::kNone || (type != ctx_.query.end() && type->second != l.type)) {
+      auto name = ctx_.query.find("name");
+      if (a == Access::kNone || (type != ctx_.query.end() && type->second != l.type) ||
+          (name != ctx_.query.end() && name->second != l.name)) {
         continue;
       }
       access[l.id] = a;

@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "appliance/auth/password.h"
 #include "tests/harness/temp_dir.h"
@@ -300,6 +302,42 @@ TEST_F(HandlerTest, SecretsAreWriteOnlyAndEncryptedAtRest) {
       EXPECT_EQ(raw->find("hunter2"), std::string::npos) << f;
     }
   }
+}
+
+// openapi.json documents exactly the routes the handler serves: every
+// (method, path) in one is in the other, every path parameter is declared,
+// and every operation lists its responses.
+TEST(OpenApiTest, DocumentsEveryRouteAndNothingElse) {
+  json doc = json::parse(OpenApiDocument(), nullptr, false);
+  ASSERT_TRUE(doc.is_object());
+  std::set<std::pair<std::string, std::string>> documented;
+  for (const auto& [path, ops] : doc["paths"].items()) {
+    for (const auto& [method, op] : ops.items()) {
+      std::string upper = method;
+      std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+      documented.emplace(upper, path);
+      EXPECT_TRUE(op.contains("responses") && !op["responses"].empty()) << method << " " << path;
+      for (size_t at = path.find('{'); at != std::string::npos; at = path.find('{', at + 1)) {
+        std::string name = path.substr(at + 1, path.find('}', at) - at - 1);
+        bool declared = false;
+        for (const json& p : op.value("parameters", json::array())) {
+          declared = declared || (p["in"] == "path" && p["name"] == name);
+        }
+        EXPECT_TRUE(declared) << method << " " << path << " does not declare {" << name << "}";
+      }
+    }
+  }
+  std::set<std::pair<std::string, std::string>> served;
+  for (const auto& route : ApiRoutes()) {
+    served.insert(route);
+  }
+  for (const auto& r : served) {
+    EXPECT_TRUE(documented.count(r)) << "served but not documented: " << r.first << " " << r.second;
+  }
+  for (const auto& r : documented) {
+    EXPECT_TRUE(served.count(r)) << "documented but not served: " << r.first << " " << r.second;
+  }
+  EXPECT_GE(served.size(), 60u);
 }
 
 TEST_F(HandlerTest, PaginationWalksEverything) {
