@@ -82,7 +82,7 @@ inline Bytes RandomData(size_t n, uint64_t seed) {
 
 // A fresh s3rver per test (the harness fixture; it runs s3rver with
 // S3rverEnv(), so listings past 1000 keys work and PUTs are atomic).
-using S3rverTest = testing::S3ServerTest;
+class S3rverTest : public testing::S3ServerTest {};
 
 // One s3rver for the whole test process (the conformance suite makes a
 // backend per test; each gets its own prefix). Started on first use.
