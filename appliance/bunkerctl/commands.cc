@@ -133,6 +133,7 @@ struct Generic {
   std::string file;
   std::string new_name;
   int64_t limit = 0;
+  int64_t page_size = 1000;
   std::string name_filter;
 };
 
@@ -235,7 +236,8 @@ int RunList(Session& s, const Generic& g, const NounSpec& spec) {
     return rc;
   }
   json items;
-  if (int rc = s.ListAll(g.res->collection, query.empty() ? "" : query.substr(1), g.limit, &items);
+  if (int rc = s.ListAll(g.res->collection, query.empty() ? "" : query.substr(1), g.limit, &items,
+                         g.page_size);
       rc != kExitOk) {
     return rc;
   }
@@ -282,6 +284,8 @@ CLI::App* AddNoun(CLI::App& app, Action* selected, const NounSpec& spec) {
 
   CLI::App* list = noun->add_subcommand("list", "List the " + label + "s you can see");
   list->add_option("--limit", g->limit, "Show at most N (default: all; pages are followed)");
+  list->add_option("--page-size", g->page_size, "Items asked for per request (1-1000)")
+      ->capture_default_str();
   list->add_option("--name", g->name_filter, "Only the one with this name");
   spec.add_list_flags(list);
   list->footer(spec.list_footer);
@@ -1164,10 +1168,25 @@ void AddGrant(CLI::App& app, Action* selected) {
         return rc;
       }
       json body{{"access", st->access}};
-      if (int rc = st->user.empty() ? ResolveInto(s, "group", st->group, "group_id", &body)
-                                    : ResolveInto(s, "user", st->user, "user_id", &body);
-          rc != kExitOk) {
-        return rc;
+      const bool to_user = !st->user.empty();
+      const std::string& grantee = to_user ? st->user : st->group;
+      // Only admins may list users and groups: others name the grantee and
+      // bunkerd resolves it.
+      s.set_quiet(true);
+      int64_t grantee_id = 0;
+      int rc = s.Resolve(Res(to_user ? "user" : "group"), grantee, &grantee_id);
+      s.set_quiet(false);
+      if (rc == kExitOk) {
+        body[to_user ? "user_id" : "group_id"] = grantee_id;
+      } else if (rc == kExitForbidden) {
+        body["grantee_type"] = to_user ? "user" : "group";
+        body["grantee"] = grantee;
+      } else {
+        return rc == kExitNotFound ? Session::Fail(std::string(to_user ? "user" : "group") + " \"" +
+                                                       grantee + "\" not found",
+                                                   kExitNotFound)
+                                   : s.Resolve(Res(to_user ? "user" : "group"), grantee,
+                                               &grantee_id);  // again, to print why
       }
       json created;
       if (int rc =

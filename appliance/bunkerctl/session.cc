@@ -168,15 +168,15 @@ int Session::Call(const std::string& method, const std::string& path, const json
 }
 
 int Session::ListAll(const std::string& collection, const std::string& query, int64_t cap,
-                     json* items) {
+                     json* items, int64_t page_size) {
   *items = json::array();
   std::string after;
   while (true) {
-    int64_t page_size = 1000;
+    int64_t want = std::clamp<int64_t>(page_size, 1, 1000);
     if (cap > 0) {
-      page_size = std::min<int64_t>(page_size, cap - static_cast<int64_t>(items->size()));
+      want = std::min<int64_t>(want, cap - static_cast<int64_t>(items->size()));
     }
-    std::string path = "/api/v1/" + collection + "?limit=" + std::to_string(page_size) + after;
+    std::string path = "/api/v1/" + collection + "?limit=" + std::to_string(want) + after;
     if (!query.empty()) {
       path += "&" + query;
     }

@@ -75,9 +75,10 @@ class Session {
   }
 
   // Every item of a list, following next_after until the end or until `cap`
-  // items (0: no cap). `query` is "" or "k=v&k2=v2" (already escaped).
+  // items (0: no cap), asking for `page_size` items a request. `query` is ""
+  // or "k=v&k2=v2" (already escaped).
   int ListAll(const std::string& collection, const std::string& query, int64_t cap,
-              nlohmann::json* items);
+              nlohmann::json* items, int64_t page_size = 1000);
 
   // The id of `ref` in `resource`: a string of digits is an id as is; else a
   // name, looked up with ?name= (exactly equal names only). A missing name is
