@@ -1612,7 +1612,7 @@ class Routes {
     json patch = Fields::ParseBody(ctx_.req.body);
     std::vector<std::string_view> mutable_fields = MutableFields(kind);
     {
-      Fields check(patch, mutable_fields);
+      Fields check(patch, CreateFields(kind));
       for (std::string_view k : CreateFields(kind)) {
         if (patch.contains(k) &&
             std::find(mutable_fields.begin(), mutable_fields.end(), k) == mutable_fields.end()) {
