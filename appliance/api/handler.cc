@@ -659,6 +659,7 @@ class Routes {
              {"name", l.name},
              {"type", l.type},
              {"url", l.url},
+             {"owner", l.owner_id},
              {"owner_id", l.owner_id},
              {"created_at", l.created_at},
              {"access", AccessName(access)}};
