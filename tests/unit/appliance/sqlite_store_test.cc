@@ -140,6 +140,95 @@ TEST_F(SqliteStoreTest, DataSurvivesReopen) {
   EXPECT_TRUE(store->FindUserByName("alice").ok());
 }
 
+TEST_F(SqliteStoreTest, ObjectsKeepReferencesAndReferencedObjectsStay) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  int64_t owner = *store->CreateUser(User("owner"));
+  LocationRecord loc{0, "nas", "file", "file:///srv", "{}", {}, owner, 1};
+  int64_t loc_id = *store->CreateLocation(loc);
+  ObjectRecord cluster;
+  cluster.name = "prod";
+  cluster.owner_id = owner;
+  cluster.spec_json = R"({"data_mover":"csi"})";
+  cluster.sealed_secrets = Bytes{1, 2, 3};
+  auto cluster_id = store->CreateObject(Kind::kCluster, cluster);
+  ASSERT_TRUE(cluster_id.ok()) << cluster_id.status().ToString();
+  EXPECT_EQ(store->CreateObject(Kind::kCluster, cluster).status().code(), Code::kAlreadyExists);
+  ObjectRecord rule;
+  rule.name = "freeze";
+  rule.owner_id = owner;
+  int64_t rule_id = *store->CreateObject(Kind::kRule, rule);
+
+  ObjectRecord backup;
+  backup.name = "nightly";
+  backup.owner_id = owner;
+  backup.state = "pending";
+  backup.status_json = R"({"bytes_total":100,"bytes_new":40})";
+  backup.refs = {{"cluster_id", *cluster_id}, {"location_id", loc_id}, {"pre_rule_id", rule_id}};
+  auto backup_id = store->CreateObject(Kind::kBackup, backup);
+  ASSERT_TRUE(backup_id.ok()) << backup_id.status().ToString();
+  auto got = store->GetObject(Kind::kBackup, *backup_id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->Ref("cluster_id"), *cluster_id);
+  EXPECT_EQ(got->Ref("post_rule_id"), 0);
+  EXPECT_EQ(got->state, "pending");
+  EXPECT_EQ(store->GetObject(Kind::kCluster, *cluster_id)->sealed_secrets, (Bytes{1, 2, 3}));
+
+  backup.state = "bogus";
+  backup.name = "other";
+  EXPECT_FALSE(store->CreateObject(Kind::kBackup, backup).ok());  // CHECK on state
+
+  // In use: the cluster and the location cannot go; a rule can (reference cleared).
+  EXPECT_EQ(store->DeleteObject(Kind::kCluster, *cluster_id).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(store->DeleteLocation(loc_id).code(), Code::kFailedPrecondition);
+  EXPECT_TRUE(store->DeleteObject(Kind::kRule, rule_id).ok());
+  EXPECT_EQ(store->GetObject(Kind::kBackup, *backup_id)->Ref("pre_rule_id"), 0);
+
+  // Grants and events go with their object.
+  GrantRecord g{0, std::string(KindName(Kind::kBackup)), *backup_id, "user", owner, "READ", 1};
+  ASSERT_TRUE(store->CreateGrant(g).ok());
+  ASSERT_TRUE(store->AppendEvent(Kind::kBackup, *backup_id, {0, 5, "info", "created"}).ok());
+  EXPECT_EQ(store->ListEvents(Kind::kBackup, *backup_id)->size(), 1u);
+  EXPECT_EQ((*store->CountByState(Kind::kBackup))["pending"], 1);
+  EXPECT_EQ(*store->SumStatusField(Kind::kBackup, "bytes_new"), 40);
+  ASSERT_TRUE(store->DeleteObject(Kind::kBackup, *backup_id).ok());
+  EXPECT_TRUE(store->ListGrants(KindName(Kind::kBackup), *backup_id)->empty());
+  EXPECT_TRUE(store->ListEvents(Kind::kBackup, *backup_id)->empty());
+  EXPECT_EQ(store->DeleteObject(Kind::kBackup, *backup_id).code(), Code::kNotFound);
+  EXPECT_TRUE(store->DeleteObject(Kind::kCluster, *cluster_id).ok());
+}
+
+TEST_F(SqliteStoreTest, TheLastAdminStaysAndOwnersKeepTheirObjects) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  UserRecord admin = User("root", "admin");
+  admin.id = *store->CreateUser(admin);
+  UserRecord bob = User("bob");
+  bob.id = *store->CreateUser(bob);
+  EXPECT_EQ(store->DeleteUser(admin.id).code(), Code::kFailedPrecondition);
+  admin.role = "user";
+  EXPECT_EQ(store->UpdateUser(admin).code(), Code::kFailedPrecondition);
+  bob.role = "admin";
+  ASSERT_TRUE(store->UpdateUser(bob).ok());
+  EXPECT_TRUE(store->UpdateUser(admin).ok());  // another admin exists now
+
+  LocationRecord loc{0, "nas", "file", "file:///srv", "{}", {}, bob.id, 1};
+  int64_t loc_id = *store->CreateLocation(loc);
+  EXPECT_EQ(store->DeleteUser(bob.id).code(), Code::kFailedPrecondition);  // owns nas, last admin
+  admin.role = "admin";
+  ASSERT_TRUE(store->UpdateUser(admin).ok());
+  EXPECT_EQ(store->DeleteUser(bob.id).code(), Code::kFailedPrecondition);  // still owns nas
+  ASSERT_TRUE(store->DeleteLocation(loc_id).ok());
+  GroupRecord g{0, "ops", {bob.id}, 1};
+  int64_t gid = *store->CreateGroup(g);
+  ASSERT_TRUE(store->DeleteUser(bob.id).ok());
+  EXPECT_TRUE(store->GetGroup(gid)->member_ids.empty());
+  EXPECT_EQ(store->GetUser(bob.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store->RemoveGroupMember(gid, bob.id).code(), Code::kNotFound);
+  ASSERT_TRUE(store->DeleteGroup(gid).ok());
+  EXPECT_EQ(store->DeleteGroup(gid).code(), Code::kNotFound);
+}
+
 // A database written by the first release (schema v1, created here by hand
 // with that release's DDL) upgrades in place and keeps its rows.
 TEST_F(SqliteStoreTest, VersionOneDatabaseMigratesInPlace) {
