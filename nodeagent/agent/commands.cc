@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -351,6 +352,13 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
     return Fail(g, AlreadyExists("target " + a.target +
                                  " exists; pass --overwrite to replace its contents"));
   }
+  if (!existed && snap->snapshot.mode == "block") {
+    // So that NotFound below can only mean data missing from the repository.
+    std::string parent = std::filesystem::path(a.target).parent_path().string();
+    if (!parent.empty() && ::stat(parent.c_str(), &st) != 0) {
+      return Fail(g, ErrnoStatus("directory of target " + a.target, errno));
+    }
+  }
   auto lease = repo::Lease::Acquire(repo, false, "restore to " + a.target);
   if (!lease.ok()) return Fail(g, lease.status());
   Status loaded = repo->LoadIndex();
@@ -379,10 +387,17 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
     }
   }
   if (!res.ok()) {
-    Status st = res.status().Annotated("restore of snapshot " + repo::ShortHex(snap->id));
-    if (!existed && snap->snapshot.mode == "block") {
-      // Leave no file that could be mistaken for a complete restore.
-      if (::unlink(a.target.c_str()) == 0) {
+    Status st = res.status();
+    // The snapshot exists, so an object that is not found is data missing
+    // from the repository: "damaged or missing data", not "not found".
+    if (st.code() == Code::kNotFound) st = Corruption("missing data: " + st.message());
+    st.Annotate("restore of snapshot " + repo::ShortHex(snap->id));
+    if (!existed) {
+      // Leave nothing that could be mistaken for a complete restore. The
+      // target did not exist, so everything in it is this restore's.
+      std::error_code ec;
+      if (snap->snapshot.mode == "block" ? ::unlink(a.target.c_str()) == 0
+                                         : std::filesystem::remove_all(a.target, ec) > 0) {
         st.Annotate("removed the incomplete " + a.target);
       }
     }

@@ -53,6 +53,16 @@ Status ListIds(backend::Backend* b, std::string_view prefix,
 
 int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
+std::string BlobTypeName(BlobType t) {
+  switch (t) {
+    case BlobType::kData:
+      return "data";
+    case BlobType::kMeta:
+      return "meta (tree or content list)";
+  }
+  return "unknown (" + std::to_string(static_cast<int>(t)) + ")";
+}
+
 }  // namespace
 
 Status VisitSnapshotBlobs(repo::Repository* repo, BlobCodec* codec, const repo::Snapshot& snapshot,
@@ -250,36 +260,44 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
       continue;
     }
     repo::SnapshotRef ref{sid, *s};
-    std::set<std::string> hit;  // objects with problems this snapshot depends on
+    // Objects with problems this snapshot depends on, with the problem to
+    // report when no earlier step reported the object.
+    std::map<std::string, std::pair<std::string, std::string>> hit;
     IdSet seen;
     Status walk = VisitSnapshotBlobs(repo, codec.get(), *s, [&](const BlobId& id, BlobType type) {
       if (!seen.insert(id).second) return Status::Ok();
       std::optional<repo::BlobLocation> loc = repo->index().Find(id);
       if (!loc) {
-        hit.insert("blob " + repo::ToHex(id));
+        hit.emplace("blob " + repo::ToHex(id),
+                    std::pair{"missing", "referenced by a snapshot but in no index"});
         return Status::Ok();
       }
       if (loc->entry.type != type) {
-        hit.insert("blob " + repo::ToHex(id));
+        hit.emplace(
+            "blob " + repo::ToHex(id),
+            std::pair{"damaged", std::string("indexed as a ") + BlobTypeName(loc->entry.type) +
+                                     " blob where a snapshot needs a " + BlobTypeName(type) +
+                                     " blob"});
         return Status::Ok();
       }
       if (bad_packs.contains(loc->pack) || bad_blobs.contains(id)) {
-        hit.insert(repo::PackName(loc->pack));
+        hit.emplace(repo::PackName(loc->pack), std::pair{"damaged", "holds a damaged blob"});
       }
       return Status::Ok();
     });
-    if (!walk.ok()) {
-      report.problems.push_back(
-          {"damaged", info.name, "its content cannot be read: " + walk.message(), {Label(ref)}});
-      continue;
-    }
-    for (const std::string& obj : hit) {
+    // What the walk met before it stopped is attributed either way: a walk
+    // stops exactly where a missing or damaged meta blob is needed.
+    for (const auto& [obj, problem] : hit) {
       auto it = problem_of.find(obj);
       if (it == problem_of.end()) {
-        report.problems.push_back({"missing", obj, "referenced by a snapshot but in no index", {}});
+        report.problems.push_back({problem.first, obj, problem.second, {}});
         it = problem_of.emplace(obj, report.problems.size() - 1).first;
       }
       report.problems[it->second].snapshots.push_back(Label(ref));
+    }
+    if (!walk.ok()) {
+      report.problems.push_back(
+          {"damaged", info.name, "its content cannot be read: " + walk.message(), {Label(ref)}});
     }
   }
   report.blobs = repo->index().blob_count();
@@ -342,6 +360,32 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
   for (const auto& [pack, blobs] : index_packs) {
     if (!packs.contains(pack)) missing.push_back(repo::PackName(pack));
   }
+  // An indexed pack shorter than its blobs need, or one blob listed at two
+  // places of one pack, means damage or contradicting index files: which
+  // copy is right is for `check --read-data` to find out, not for prune to
+  // guess (keeping the wrong entry would lose the blob).
+  for (const auto& [pack, blobs] : index_packs) {
+    auto it = packs.find(pack);
+    if (it == packs.end()) continue;
+    uint64_t end = 0;
+    std::map<BlobId, const BlobEntry*> at;
+    for (const BlobEntry& e : blobs) {
+      end = std::max<uint64_t>(end, uint64_t{e.offset} + e.length);
+      auto [prev, fresh] = at.emplace(e.id, &e);
+      if (!fresh && (prev->second->offset != e.offset || prev->second->length != e.length ||
+                     prev->second->type != e.type)) {
+        return FailedPrecondition(
+            "prune refuses to run: index files contradict each other on blob " +
+            repo::ShortHex(e.id) + " in " + it->second.name +
+            " (two locations or types) — run `check --read-data`");
+      }
+    }
+    if (end + repo::kPackFooterSize > it->second.size) {
+      return FailedPrecondition("prune refuses to run: " + it->second.name + " is shorter (" +
+                                std::to_string(it->second.size) +
+                                " bytes) than the blobs the index lists in it — run `check`");
+    }
+  }
   if (!missing.empty()) {
     std::string names;
     for (size_t i = 0; i < missing.size() && i < 10; ++i) names += (i ? ", " : "") + missing[i];
@@ -352,13 +396,24 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
   }
 
   // Mark: every blob of every snapshot.
-  ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> snaps, repo->ListSnapshots());
+  Result<std::vector<repo::SnapshotRef>> listed = repo->ListSnapshots();
+  if (!listed.ok()) {
+    return listed.status().Annotated(
+        "prune refuses to run: the snapshots cannot all be read (run `check`)");
+  }
+  std::vector<repo::SnapshotRef> snaps = std::move(*listed);
   IdSet used;
   for (const repo::SnapshotRef& s : snaps) {
     Status st = VisitSnapshotBlobs(
-        repo, codec.get(), s.snapshot, [&](const BlobId& id, BlobType) -> Status {
-          if (!repo->index().Has(id)) {
+        repo, codec.get(), s.snapshot, [&](const BlobId& id, BlobType type) -> Status {
+          std::optional<repo::BlobLocation> loc = repo->index().Find(id);
+          if (!loc) {
             return Corruption("blob " + repo::ShortHex(id) + " is in no index");
+          }
+          if (loc->entry.type != type) {
+            return Corruption("blob " + repo::ShortHex(id) + " is indexed as a " +
+                              BlobTypeName(loc->entry.type) + " blob where a " +
+                              BlobTypeName(type) + " blob is needed");
           }
           used.insert(id);
           return Status::Ok();

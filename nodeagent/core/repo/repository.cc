@@ -275,6 +275,7 @@ Result<std::vector<PackEntries>> Repository::ReadIndexFile(const ObjectId& id, B
 }
 
 Status Repository::LoadIndex() {
+  damaged_index_files_.clear();
   std::vector<ObjectId> files;
   RETURN_IF_ERROR(ListNames(backend_.get(), "index/", &files).Annotate("list index files"));
   std::atomic<size_t> next{0};
@@ -284,6 +285,15 @@ Status Repository::LoadIndex() {
     BlobCodec codec(key_);
     for (size_t i = next++; i < files.size(); i = next++) {
       Result<std::vector<PackEntries>> packs = ReadIndexFile(files[i], &codec);
+      if (!packs.ok() && packs.status().code() == Code::kCorruption) {
+        // Its blobs are simply unknown: a backup stores them again, a
+        // restore that needs them fails naming them; check reports the file.
+        spdlog::warn("index file {} is damaged and was skipped (run check): {}", ShortHex(files[i]),
+                     packs.status().message());
+        std::lock_guard lock(mu);
+        damaged_index_files_.push_back(files[i]);
+        continue;
+      }
       if (!packs.ok()) {
         std::lock_guard lock(mu);
         if (first_error.ok()) first_error = packs.status();

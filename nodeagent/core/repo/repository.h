@@ -74,9 +74,14 @@ class Repository {
   std::unique_ptr<BlobCodec> NewCodec() const { return std::make_unique<BlobCodec>(key_); }
   chunk::GearTable Gear() const;
 
-  // Index: reads every index file (in parallel). The names read are kept for
-  // prune (index_files()).
+  // Index: reads every index file (in parallel). The names read are kept
+  // (index_files()). An index file that is damaged (Corruption) is skipped
+  // with a warning and listed in damaged_index_files(): its blobs are then
+  // unknown, so a backup stores them again and a restore that needs them
+  // fails naming them. Check and prune read index files themselves and
+  // report or refuse. Any other error (I/O, listing) fails.
   Status LoadIndex();
+  const std::vector<ObjectId>& damaged_index_files() const { return damaged_index_files_; }
   Index& index() { return index_; }
   const std::vector<ObjectId>& index_files() const { return index_files_; }
   Result<std::vector<PackEntries>> ReadIndexFile(const ObjectId& id, BlobCodec* codec);
@@ -118,6 +123,7 @@ class Repository {
   ObjectId key_id_;
   Index index_;
   std::vector<ObjectId> index_files_;
+  std::vector<ObjectId> damaged_index_files_;
 };
 
 // Host name of this machine (for snapshots, keys, leases).
