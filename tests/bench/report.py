@@ -3,6 +3,9 @@
 
   report.py table --runs RUNS.tsv --size N --meta META.json --tools "..." --json OUT.json
       One markdown table for one image size, the targets line, and OUT.json.
+  report.py extra --runs RUNS.tsv --size N --image-bytes B --extras "s3 nfs verify" --json OUT.json
+      The extra tables (remote locations, verification cost) for one size;
+      exit 1 when a selected row was not measured or a restore did not match.
   report.py final [--strict] --tools "..." RESULTS.json...
       The memory flatness line across sizes; exit 1 when a selected tool was
       not measured somewhere or a restore did not match (--strict: or a
@@ -42,6 +45,8 @@ def read_runs(path, size):
                     r["flush_s"] = float(p[14])  # `sync` right after the run
                 if len(p) > 13 and p[13] not in ("", "-"):
                     r["repo_bytes_after"] = int(p[13])
+                if len(p) > 15 and p[15] not in ("", "-"):
+                    r["bytes_moved"] = int(p[15])  # extra tables: bytes the run stored/copied
                 if r["tool"] == "bunker" and len(p) > 12 and os.path.exists(p[12]):
                     # bunker-agent --json: keep what it says about the run.
                     with open(p[12], errors="replace") as o:
@@ -237,6 +242,157 @@ def cmd_table(a):
     return 0
 
 
+# ---- extra tables -------------------------------------------------------------
+
+EXTRA_ROWS = {
+    "s3": [("bunker-s3", "full"), ("restic-s3", "full"), ("bunker-s3", "restore"), ("restic-s3", "restore")],
+    "nfs": [("bunker-nfs", "full"), ("nfs-cp", "full"), ("bunker-nfs", "restore"), ("nfs-cp", "restore")],
+    "verify": [("bunker-verify", "full"), ("bunker-noverify", "full")],
+}
+EXTRA_NAMES = {
+    ("bunker-s3", "full"): "bunker-agent backup -> s3rver",
+    ("restic-s3", "full"): "restic backup -> s3rver",
+    ("bunker-s3", "restore"): "bunker-agent restore <- s3rver",
+    ("restic-s3", "restore"): "restic restore <- s3rver",
+    ("bunker-nfs", "full"): "bunker-agent backup -> NFS",
+    ("nfs-cp", "full"): "nfs-cp write of the same bytes",
+    ("bunker-nfs", "restore"): "bunker-agent restore <- NFS",
+    ("nfs-cp", "restore"): "nfs-cp read of the same bytes",
+    ("bunker-verify", "full"): "bunker-agent full, verify on (default)",
+    ("bunker-noverify", "full"): "bunker-agent full, --no-verify-before-upload",
+}
+NFS_TARGET = 0.80  # bunker-agent's stored-bytes throughput >= 80% of nfs-cp's (issue 4)
+
+
+def summarize_extra(runs, extras, image_bytes, nproc):
+    rows = []
+    for x in extras:
+        for tool, phase in EXTRA_ROWS[x]:
+            rs = [r for r in runs if r["tool"] == tool and r["phase"] == phase]
+            measured = [r for r in rs if r["status"] in ("ok", "mismatch")]
+            bad = [r for r in rs if r["status"] not in ("ok", "mismatch")]
+            row = {"table": x, "tool": tool, "phase": phase, "name": EXTRA_NAMES[(tool, phase)],
+                   "runs": len(rs), "runs_measured": len(measured)}
+            if measured:
+                el = statistics.median(r["elapsed_s"] for r in measured)
+                row["elapsed_s"] = el
+                row["cpu_s"] = statistics.median(r["user_s"] + r["sys_s"] for r in measured)
+                row["peak_rss_mib"] = max(r["max_rss_kib"] for r in measured) / 1024.0
+                if tool != "nfs-cp":
+                    row["mb_per_s"] = image_bytes / 1e6 / el if el > 0 else None
+                moved = [r["bytes_moved"] for r in measured if "bytes_moved" in r]
+                if moved:
+                    row["bytes_moved"] = int(statistics.median(moved))
+                busy = [b for b in (busy_fraction(r, nproc) for r in measured) if b is not None]
+                if busy:
+                    row["max_other_cpu_fraction"] = max(busy)
+                mism = [r for r in measured if r["status"] == "mismatch"]
+                row["status"] = "mismatch" if mism else "ok"
+                if mism:
+                    row["reason"] = mism[0]["reason"]
+            else:
+                row["status"] = "not measured"
+                reasons = []
+                for r in bad:
+                    if r["reason"] not in reasons:
+                        reasons.append(r["reason"])
+                row["reason"] = "; ".join(reasons) or "no run recorded"
+                for r in bad:
+                    if "stderr_tail" in r:
+                        row["stderr_tail"] = r["stderr_tail"]
+                        break
+            rows.append(row)
+    by = {(r["tool"], r["phase"]): r for r in rows}
+    # NFS: the bytes bunker stored, read back on restore, through the same transport.
+    nb = by.get(("bunker-nfs", "full"))
+    if nb and "bytes_moved" in nb:
+        r = by.get(("bunker-nfs", "restore"))
+        if r and "elapsed_s" in r:
+            r["bytes_moved"] = nb["bytes_moved"]
+    for row in rows:
+        if row.get("bytes_moved") and row.get("elapsed_s"):
+            row["stored_mb_per_s"] = row["bytes_moved"] / 1e6 / row["elapsed_s"]
+    ok = lambda r: r is not None and r.get("status") == "ok"
+    for phase in ("full", "restore"):
+        b, r = by.get(("bunker-s3", phase)), by.get(("restic-s3", phase))
+        if ok(b) and ok(r) and b.get("mb_per_s") and r.get("mb_per_s"):
+            b["vs"] = b["mb_per_s"] / r["mb_per_s"]
+            b["vs_text"] = "%.2f× restic" % b["vs"]
+        b, c = by.get(("bunker-nfs", phase)), by.get(("nfs-cp", phase))
+        if ok(b) and ok(c) and b.get("stored_mb_per_s") and c.get("stored_mb_per_s"):
+            b["vs"] = b["stored_mb_per_s"] / c["stored_mb_per_s"]
+            b["vs_text"] = "%.0f%% of nfs-cp %s" % (100 * b["vs"], "write" if phase == "full" else "read")
+    on, off = by.get(("bunker-verify", "full")), by.get(("bunker-noverify", "full"))
+    if ok(on) and ok(off) and on.get("mb_per_s") and off.get("mb_per_s"):
+        on["vs"] = on["mb_per_s"] / off["mb_per_s"]
+        on["vs_text"] = "%.0f%% of verify-off (verification costs %.0f%%)" % (100 * on["vs"], 100 * (1 - on["vs"]))
+    return rows
+
+
+def extra_markdown(rows, size, image_bytes):
+    lines = [
+        "### extra tables, %d GiB image (%d bytes), median of runs" % (size, image_bytes),
+        "",
+        "MB/s = image bytes / elapsed s; stored MB/s = bytes written to (or read from) the"
+        " location / elapsed s (nfs-cp rows: the same bytes bunker-agent stored).",
+        "",
+        "| row | runs | MB/s | stored MB/s | CPU s | peak RSS MiB | compared | notes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in rows:
+        note = ""
+        if r["status"] == "not measured":
+            note = "NOT MEASURED: " + r["reason"]
+        elif r["status"] == "mismatch":
+            note = "RESTORED DATA DIFFERS: " + r["reason"]
+        if r.get("max_other_cpu_fraction", 0) > BUSY_WARN:
+            note = ("busy machine: other processes used up to %.0f%% of the CPU; " % (
+                100 * r["max_other_cpu_fraction"]) + note).rstrip("; ")
+        lines.append("| %s | %d/%d | %s | %s | %s | %s | %s | %s |" % (
+            r["name"], r["runs_measured"], r["runs"], fmt(r.get("mb_per_s"), ".0f"),
+            fmt(r.get("stored_mb_per_s"), ".0f"), fmt(r.get("cpu_s"), ".2f"),
+            fmt(r.get("peak_rss_mib"), ".0f"), r.get("vs_text", ""), note.replace("|", "\\|")))
+    return "\n".join(lines)
+
+
+def cmd_extra(a):
+    extras = a.extras.split()
+    runs = read_runs(a.runs, a.size)
+    rows = summarize_extra(runs, extras, a.image_bytes, os.cpu_count() or 1)
+    md = extra_markdown(rows, a.size, a.image_bytes)
+    print()
+    print(md)
+    print()
+    verdicts = []
+    if "nfs" in extras:
+        b = next((r for r in rows if (r["tool"], r["phase"]) == ("bunker-nfs", "full")), None)
+        if b is None or "vs" not in b:
+            verdicts.append("NFS stored bytes >= %d%% of nfs-cp: NOT MEASURED" % (100 * NFS_TARGET))
+        else:
+            verdicts.append("NFS stored bytes >= %d%% of nfs-cp: %.0f%% %s" % (
+                100 * NFS_TARGET, 100 * b["vs"], "PASS" if b["vs"] >= NFS_TARGET else "MISS"))
+    if verdicts:
+        print("targets: " + " | ".join(verdicts))
+    busy = [r for r in rows if r.get("max_other_cpu_fraction", 0) > BUSY_WARN]
+    if busy:
+        print("WARNING: %d rows ran while other processes used > %d%% of the CPU: those numbers are noisy."
+              % (len(busy), round(100 * BUSY_WARN)))
+    rc = 0
+    for r in rows:
+        if r["status"] != "ok":
+            rc = 1
+            if r.get("stderr_tail"):
+                print("\n%s could not be measured: %s\n  stderr:\n    %s" % (
+                    r["name"], r["reason"], "\n    ".join(r["stderr_tail"])))
+    print()
+    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump({"size_gib": a.size, "image_bytes": a.image_bytes, "extras": extras, "rows": rows,
+                   "table_markdown": md, "targets": verdicts, "runs": runs}, f, indent=2)
+    print("results written to %s" % a.json)
+    return rc
+
+
 def cmd_final(a):
     tools = a.tools.split()
     res = []
@@ -298,12 +454,18 @@ def main():
     t.add_argument("--meta", required=True)
     t.add_argument("--tools", required=True)
     t.add_argument("--json", required=True)
+    x = sub.add_parser("extra")
+    x.add_argument("--runs", required=True)
+    x.add_argument("--size", type=int, required=True)
+    x.add_argument("--image-bytes", type=int, required=True)
+    x.add_argument("--extras", required=True)
+    x.add_argument("--json", required=True)
     f = sub.add_parser("final")
     f.add_argument("--tools", required=True)
     f.add_argument("--strict", action="store_true")
     f.add_argument("results", nargs="*")
     a = ap.parse_args()
-    return cmd_table(a) if a.cmd == "table" else cmd_final(a)
+    return {"table": cmd_table, "extra": cmd_extra, "final": cmd_final}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@
 #
 # Environment:
 #   SIZES="1 4"                      image sizes in GiB, one full run per size
-#   BENCH_TOOLS="bunker restic borg" tools to measure, in this order (A B C)
+#   BENCH_TOOLS="bunker restic borg" tools to measure, in this order (A B C); may
+#                                    also name extra tables, off by default (slower,
+#                                    they start servers):
+#                                      s3     bunker-agent vs restic, both on s3rver
+#                                      nfs    bunker-agent on nfs-ganesha vs nfs-cp of
+#                                             the bytes it stored (the transport's limit)
+#                                      verify bunker full backup, verify-before-upload
+#                                             on vs off (--no-verify-before-upload)
 #   REPEAT=1                         runs per (tool, phase); the table shows the median
 #   BENCH_DIR=DIR                    put the work files in a new dir under DIR
 #                                    (default: a new dir under /var/tmp)
@@ -48,9 +55,15 @@ export RESTIC_BACKUP_ARGS=${RESTIC_BACKUP_ARGS:-} RESTIC_RESTORE_ARGS=${RESTIC_R
 export BORG_CREATE_ARGS=${BORG_CREATE_ARGS:-} BORG_EXTRACT_ARGS=${BORG_EXTRACT_ARGS:-}
 RESULTS_DIR=$BUILD_DIR/bench
 
+MAIN_TOOLS="" EXTRAS=""
 for t in $TOOLS; do
-    case $t in bunker|restic|borg) ;; *) echo "BENCH_TOOLS: unknown tool '$t' (bunker restic borg)" >&2; exit 2 ;; esac
+    case $t in
+    bunker|restic|borg) MAIN_TOOLS+="${MAIN_TOOLS:+ }$t" ;;
+    s3|nfs|verify) EXTRAS+="${EXTRAS:+ }$t" ;;
+    *) echo "BENCH_TOOLS: unknown tool '$t' (bunker restic borg; extra tables: s3 nfs verify)" >&2; exit 2 ;;
+    esac
 done
+SERVE=$BUILD_DIR/tests/harness/bunker-test-serve
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a positive integer" >&2; exit 2; }
 for s in $SIZES; do
     [[ $s =~ ^[1-9][0-9]*$ ]] || { echo "SIZES: '$s' is not a whole number of GiB" >&2; exit 2; }
@@ -69,10 +82,13 @@ fi
 if [[ $(stat -f -c %T "$WORK") == tmpfs ]]; then
     echo "WARNING: $WORK is on tmpfs; set BENCH_DIR to a disk-backed directory" >&2
 fi
+SERVER_PID=""
 cleanup() { # shellcheck disable=SC2317  # (called by the trap)
     if [[ ${KEEP:-0} == 1 ]]; then
+        stop_server
         echo "KEEP=1: work files left in $WORK"
     else
+        stop_server
         rm -rf "$WORK"
     fi
 }
@@ -92,16 +108,22 @@ unset RESTIC_REPOSITORY BORG_REPO
 
 # ---- which tools can run at all -------------------------------------------
 declare -A MISSING=()
-for t in $TOOLS; do
+for t in $MAIN_TOOLS $EXTRAS; do
     case $t in
-    bunker) [[ -x $AGENT ]] || MISSING[bunker]="bunker-agent not built: $AGENT does not exist (run make build first)" ;;
+    bunker|verify) [[ -x $AGENT ]] || MISSING[$t]="bunker-agent not built: $AGENT does not exist (run make build first)" ;;
     restic) command -v restic >/dev/null || MISSING[restic]="restic not installed (apt-get install restic)" ;;
     borg) command -v borg >/dev/null || MISSING[borg]="borg not installed (apt-get install borgbackup)" ;;
+    s3|nfs)
+        [[ -x $AGENT ]] || MISSING[$t]="bunker-agent not built: $AGENT does not exist (run make build first)"
+        [[ -x $SERVE ]] || MISSING[$t]="${MISSING[$t]:+${MISSING[$t]}; }$SERVE not built (ninja bunker-test-serve)"
+        [[ $t == s3 ]] && ! command -v restic >/dev/null && MISSING[s3]="${MISSING[s3]:+${MISSING[s3]}; }restic not installed"
+        [[ $t == nfs ]] && ! command -v nfs-cp >/dev/null && MISSING[nfs]="${MISSING[nfs]:+${MISSING[nfs]}; }nfs-cp not installed (apt-get install libnfs-utils)"
+        ;;
     esac
 done
 # A private copy of the agent: a rebuild in the tree during the bench must
 # neither break a run nor mix two versions in one table.
-if [[ -z ${MISSING[bunker]:-} && " $TOOLS " == *" bunker "* ]]; then
+if [[ -x $AGENT ]]; then
     cp "$AGENT" "$WORK/bunker-agent"
     echo "bunker-agent: $AGENT ($(stat -c '%y' "$AGENT" | cut -d. -f1)), copied for this run"
     AGENT=$WORK/bunker-agent
@@ -113,7 +135,7 @@ done
 # ---- helpers --------------------------------------------------------------
 oneline() { tr '\t\n' '  ' | cut -c1-300; }
 
-# record SIZE TOOL PHASE REP STATUS ELAPSED USER SYS RSS_KIB ERRFILE REASON [OTHER_CPU_S OUTFILE REPO_BYTES FLUSH_S]
+# record SIZE TOOL PHASE REP STATUS ELAPSED USER SYS RSS_KIB ERRFILE REASON [OTHER_CPU_S OUTFILE REPO_BYTES FLUSH_S BYTES_MOVED]
 record() {
     local IFS=$'\t'
     echo "$*" >>"$RUNS"
@@ -196,13 +218,13 @@ measure() {
     return 0
 }
 
-record_ok() { # SIZE TOOL PHASE REP STATUS [REASON]
-    local e u s m o out flush repo_bytes=-
+record_ok() { # SIZE TOOL PHASE REP STATUS [REASON [REPO_DIR [BYTES_MOVED]]]
+    local e u s m o out flush repo_bytes=- repo=${7:-$WORK/repo-$2}
     read -r e u s m o out flush <<<"$LAST_TIME"
-    if [[ $3 != restore && -d $WORK/repo-$2 ]]; then
-        repo_bytes=$(du -sb "$WORK/repo-$2" | cut -f1)
+    if [[ $3 != restore && -d $repo ]]; then
+        repo_bytes=$(du -sb "$repo" | cut -f1)
     fi
-    record "$1" "$2" "$3" "$4" "$5" "$e" "$u" "$s" "$m" - "${6:--}" "$o" "$out" "$repo_bytes" "$flush"
+    record "$1" "$2" "$3" "$4" "$5" "$e" "$u" "$s" "$m" - "${6:--}" "$o" "$out" "$repo_bytes" "$flush" "${8:--}"
 }
 
 # ---- tool adapters (repo dir, image, output dir are absolute) -------------
@@ -264,11 +286,12 @@ run_size() {
     local img=$WORK/image-${size}g.img
     declare -A BROKEN=()
     local t
-    for t in $TOOLS; do
+    for t in $MAIN_TOOLS; do
         [[ -n ${MISSING[$t]:-} ]] && BROKEN[$t]=${MISSING[$t]}
     done
 
     # image + three repositories (<= image each) + one restored image at a time
+    # (the extra tables need less: one or two repositories, a copy of one)
     local need=$((size * 5 + 1)) avail
     avail=$(df -P -BG "$WORK" | awk 'NR==2 {sub("G","",$4); print $4}')
     if ((avail < need)); then
@@ -276,7 +299,7 @@ run_size() {
         return 1
     fi
 
-    rm -f "$RESULTS_DIR/results-${size}GiB.json" # never report a stale run
+    rm -f "$RESULTS_DIR/results-${size}GiB.json" "$RESULTS_DIR/results-${size}GiB-extra.json" # never report a stale run
     echo "=== ${size} GiB image ==="
     # (set -e does not act inside a function called with ||: check by hand)
     "$PY" "$HERE/mkimage.py" create "$img" --size-gib "$size" --seed "$SEED" | sed 's/^/  /' ||
@@ -288,7 +311,7 @@ run_size() {
     local rep
     echo "  -- full backup --"
     for ((rep = 1; rep <= REPEAT; rep++)); do
-        for t in $TOOLS; do
+        for t in $MAIN_TOOLS; do
             if [[ -n ${BROKEN[$t]:-} ]]; then
                 record "$size" "$t" full "$rep" skip - - - - - "${BROKEN[$t]}"
                 continue
@@ -309,7 +332,7 @@ run_size() {
     for ((rep = 1; rep <= REPEAT; rep++)); do
         "$PY" "$HERE/mkimage.py" mutate "$img" --seed $((SEED + 1000 * size + rep)) | sed 's/^/  /' ||
             { echo "!!! image mutation failed" >&2; return 1; }
-        for t in $TOOLS; do
+        for t in $MAIN_TOOLS; do
             if [[ -n ${BROKEN[$t]:-} ]]; then
                 record "$size" "$t" incremental "$rep" skip - - - - - "${BROKEN[$t]}"
                 continue
@@ -324,7 +347,7 @@ run_size() {
 
     echo "  -- restore of the latest snapshot, compared with cmp --"
     for ((rep = 1; rep <= REPEAT; rep++)); do
-        for t in $TOOLS; do
+        for t in $MAIN_TOOLS; do
             if [[ -n ${BROKEN[$t]:-} ]]; then
                 record "$size" "$t" restore "$rep" skip - - - - - "${BROKEN[$t]}"
                 continue
@@ -353,6 +376,14 @@ run_size() {
             rm -rf "$out"
         done
     done
+
+    if [[ -n $EXTRAS ]]; then
+        run_extras "$size" "$img" "$bytes" || EXTRA_STATUS=1
+    fi
+    if [[ -z $MAIN_TOOLS ]]; then
+        rm -f "$img"
+        return 0
+    fi
 
     # Versions and settings that explain the numbers.
     local meta=$WORK/meta-${size}.json
@@ -396,7 +427,196 @@ EOF
     rm -rf "$WORK"/repo-* "$WORK"/out-*
 
     "$PY" "$HERE/report.py" table --runs "$RUNS" --size "$size" --meta "$meta" \
-        --tools "$TOOLS" --json "$RESULTS_DIR/results-${size}GiB.json"
+        --tools "$MAIN_TOOLS" --json "$RESULTS_DIR/results-${size}GiB.json"
+}
+
+# ---- extra tables: remote locations, verification cost ---------------------
+# Each runs after the main phases of a size, on the same image (already
+# mutated by the incremental phase when that ran: only its bytes matter here),
+# and writes BUILD_DIR/bench/results-<N>GiB-extra.json.
+
+# stop_server: stops the bunker-test-serve started by start_server, if any.
+stop_server() { # shellcheck disable=SC2317  # (also called by the trap)
+    if [[ -n $SERVER_PID ]]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+
+# start_server nfs|s3: a harness server (as the integration tests start it),
+# its files under $WORK; fills SRV from the KEY=VALUE lines it prints.
+declare -A SRV=()
+start_server() {
+    local kind=$1 out=$LOGS/serve-$1.out err=$LOGS/serve-$1.err i
+    SRV=()
+    : >"$out"
+    TMPDIR=$WORK "$SERVE" "$kind" >"$out" 2>"$err" &
+    SERVER_PID=$!
+    for ((i = 0; i < 1200; i++)); do
+        grep -qx ready "$out" && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -qx ready "$out"; then
+        show_err "$kind server did not start" "$err"
+        stop_server
+        return 1
+    fi
+    local k v
+    while IFS='=' read -r k v; do
+        [[ $k == ready ]] || SRV[$k]=$v
+    done <"$out"
+}
+
+# restore_and_cmp SIZE TOOL REP IMG RESTORED CMD...: a measured restore, then cmp.
+restore_and_cmp() {
+    local size=$1 tool=$2 rep=$3 img=$4 restored=$5
+    shift 5
+    measure "$size" "$tool" restore "$rep" "$@" || return 1
+    local cmpout rc=0
+    cmpout=$(cmp "$img" "$restored" 2>&1) || rc=$?
+    if ((rc == 0)); then
+        record_ok "$size" "$tool" restore "$rep" ok
+    else
+        MISMATCH=1
+        echo "!!! RESTORE MISMATCH: $tool restored image differs from the source: $cmpout" >&2
+        record_ok "$size" "$tool" restore "$rep" mismatch "$(echo "$cmpout" | oneline)"
+    fi
+}
+
+skip_rows() { # SIZE REASON TOOL:PHASE...
+    local size=$1 reason=$2 tp
+    shift 2
+    for tp in "$@"; do
+        record "$size" "${tp%%:*}" "${tp#*:}" 1 skip - - - - - "$reason"
+    done
+}
+
+extra_s3() { # SIZE IMG
+    local size=$1 img=$2 rep
+    local rows=(bunker-s3:full restic-s3:full bunker-s3:restore restic-s3:restore)
+    if [[ -n ${MISSING[s3]:-} ]]; then skip_rows "$size" "${MISSING[s3]}" "${rows[@]}"; return 1; fi
+    echo "  -- S3 (s3rver on loopback): bunker-agent vs restic --"
+    start_server s3 || { skip_rows "$size" "s3rver did not start (see $LOGS/serve-s3.err)" "${rows[@]}"; return 1; }
+    local creds=(env AWS_ACCESS_KEY_ID="${SRV[access_key]}" AWS_SECRET_ACCESS_KEY="${SRV[secret_key]}"
+        AWS_DEFAULT_REGION="${SRV[region]}" AWS_SHARED_CREDENTIALS_FILE=/dev/null)
+    local bucket_dir=${SRV[data_dir]}/${SRV[bucket]} ok_b=1 ok_r=1
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        local s3b=(--repo "s3://${SRV[bucket]}/bunker-$rep" --s3-endpoint "${SRV[endpoint]}" --s3-region "${SRV[region]}")
+        local s3r="s3:${SRV[endpoint]}/${SRV[bucket]}/restic-$rep"
+        if ((ok_b)) && untimed "$size" bunker-s3 full "$rep" init "${creds[@]}" "$AGENT" repo init "${s3b[@]}" &&
+            measure "$size" bunker-s3 full "$rep" "${creds[@]}" "$AGENT" backup "${s3b[@]}" --volume "$img" \
+                --mode block --volume-id bench --json; then
+            record_ok "$size" bunker-s3 full "$rep" ok - "$bucket_dir/bunker-$rep"
+        else ok_b=0; fi
+        # shellcheck disable=SC2086
+        if ((ok_r)) && untimed "$size" restic-s3 full "$rep" init "${creds[@]}" restic --repo "$s3r" init ${RESTIC_INIT_ARGS:-} &&
+            measure "$size" restic-s3 full "$rep" "${creds[@]}" restic --repo "$s3r" backup --host bench \
+                ${RESTIC_BACKUP_ARGS:-} "$img"; then
+            record_ok "$size" restic-s3 full "$rep" ok - "$bucket_dir/restic-$rep"
+        else ok_r=0; fi
+    done
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        local s3b=(--repo "s3://${SRV[bucket]}/bunker-$rep" --s3-endpoint "${SRV[endpoint]}" --s3-region "${SRV[region]}")
+        local s3r="s3:${SRV[endpoint]}/${SRV[bucket]}/restic-$rep" out=$WORK/out-s3
+        rm -rf "$out" && mkdir -p "$out"
+        if ((ok_b)); then
+            restore_and_cmp "$size" bunker-s3 "$rep" "$img" "$out/bench.img" "${creds[@]}" "$AGENT" restore \
+                "${s3b[@]}" --snapshot latest --volume-id bench --target "$out/bench.img" || ok_b=0
+        else record "$size" bunker-s3 restore "$rep" skip - - - - - "full backup failed"; fi
+        rm -rf "$out" && mkdir -p "$out"
+        # shellcheck disable=SC2086
+        if ((ok_r)); then
+            restore_and_cmp "$size" restic-s3 "$rep" "$img" "$out$img" "${creds[@]}" restic --repo "$s3r" \
+                restore latest --target "$out" ${RESTIC_RESTORE_ARGS:-} || ok_r=0
+        else record "$size" restic-s3 restore "$rep" skip - - - - - "full backup failed"; fi
+        rm -rf "$out"
+    done
+    stop_server
+}
+
+extra_nfs() { # SIZE IMG
+    local size=$1 img=$2 rep
+    local rows=(bunker-nfs:full nfs-cp:full bunker-nfs:restore nfs-cp:restore)
+    if [[ -n ${MISSING[nfs]:-} ]]; then skip_rows "$size" "${MISSING[nfs]}" "${rows[@]}"; return 1; fi
+    echo "  -- NFS (nfs-ganesha on loopback): bunker-agent vs nfs-cp of the bytes it stored --"
+    start_server nfs || { skip_rows "$size" "nfs-ganesha did not start (see $LOGS/serve-nfs.err)" "${rows[@]}"; return 1; }
+    # nfs://127.0.0.1/EXPORT?version=3&nfsport=N&mountport=M -> a path in the export
+    local url=${SRV[url]}
+    local base=${url%%\?*} query=${url#*\?} export_dir=${SRV[export_dir]}
+    local stored=$WORK/stored.bin ok=1
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        local repo_url="$base/bunker-$rep?$query" repo_dir=$export_dir/bunker-$rep
+        if untimed "$size" bunker-nfs full "$rep" init "$AGENT" repo init --repo "$repo_url" &&
+            measure "$size" bunker-nfs full "$rep" "$AGENT" backup --repo "$repo_url" --volume "$img" \
+                --mode block --volume-id bench --json; then
+            record_ok "$size" bunker-nfs full "$rep" ok - "$repo_dir" "$(du -sb "$repo_dir" | cut -f1)"
+        else
+            ok=0
+            break
+        fi
+        # The same bytes through the transport alone: every object of the
+        # repository, concatenated (untimed), written by one nfs-cp.
+        (cd "$repo_dir" && find . -type f -print0 | sort -z | xargs -0 cat) >"$stored"
+        rm -f "$export_dir/stored.bin"
+        if measure "$size" nfs-cp full "$rep" nfs-cp "$stored" "$base/stored.bin?$query"; then
+            record_ok "$size" nfs-cp full "$rep" ok - /nonexistent "$(stat -c %s "$stored")"
+        fi
+        rm -f "$WORK/stored-back.bin"
+        if measure "$size" nfs-cp restore "$rep" nfs-cp "$base/stored.bin?$query" "$WORK/stored-back.bin"; then
+            if cmp -s "$stored" "$WORK/stored-back.bin"; then
+                record_ok "$size" nfs-cp restore "$rep" ok - - "$(stat -c %s "$stored")"
+            else
+                MISMATCH=1
+                record_ok "$size" nfs-cp restore "$rep" mismatch "nfs-cp read back different bytes" - "$(stat -c %s "$stored")"
+            fi
+        fi
+        rm -f "$stored" "$WORK/stored-back.bin" "$export_dir/stored.bin"
+        local out=$WORK/out-nfs
+        rm -rf "$out" && mkdir -p "$out"
+        restore_and_cmp "$size" bunker-nfs "$rep" "$img" "$out/bench.img" "$AGENT" restore --repo "$repo_url" \
+            --snapshot latest --volume-id bench --target "$out/bench.img" || true
+        rm -rf "$out" "$repo_dir"
+    done
+    ((ok)) || skip_rows "$size" "bunker-agent backup to NFS failed" nfs-cp:full bunker-nfs:restore nfs-cp:restore
+    stop_server
+}
+
+extra_verify() { # SIZE IMG
+    local size=$1 img=$2 rep t
+    if [[ -n ${MISSING[verify]:-} ]]; then
+        skip_rows "$size" "${MISSING[verify]}" bunker-verify:full bunker-noverify:full
+        return 1
+    fi
+    echo "  -- verify-before-upload: bunker-agent full backup with it on (default) and off --"
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        for t in bunker-verify bunker-noverify; do
+            local flags=()
+            [[ $t == bunker-noverify ]] && flags=(--no-verify-before-upload)
+            rm -rf "$WORK/repo-$t"
+            untimed "$size" "$t" full "$rep" init "$AGENT" repo init --repo "$WORK/repo-$t" || continue
+            if measure "$size" "$t" full "$rep" "$AGENT" backup --repo "$WORK/repo-$t" --volume "$img" \
+                --mode block --volume-id bench --json ${flags[@]+"${flags[@]}"}; then
+                record_ok "$size" "$t" full "$rep" ok
+            fi
+            rm -rf "$WORK/repo-$t"
+        done
+    done
+}
+
+EXTRA_STATUS=0
+run_extras() { # SIZE IMG BYTES
+    local size=$1 img=$2 bytes=$3 x
+    for x in $EXTRAS; do
+        case $x in
+        s3) extra_s3 "$size" "$img" || true ;;
+        nfs) extra_nfs "$size" "$img" || true ;;
+        verify) extra_verify "$size" "$img" || true ;;
+        esac
+    done
+    "$PY" "$HERE/report.py" extra --runs "$RUNS" --size "$size" --image-bytes "$bytes" \
+        --extras "$EXTRAS" --json "$RESULTS_DIR/results-${size}GiB-extra.json"
 }
 
 # ---- main -----------------------------------------------------------------
@@ -408,11 +628,14 @@ for s in $SIZES; do
 done
 
 echo
-FINAL_ARGS=(final --tools "$TOOLS")
-[[ ${STRICT:-0} == 1 ]] && FINAL_ARGS+=(--strict)
-for s in $SIZES; do FINAL_ARGS+=("$RESULTS_DIR/results-${s}GiB.json"); done
-"$PY" "$HERE/report.py" "${FINAL_ARGS[@]}" || STATUS=1
+if [[ -n $MAIN_TOOLS ]]; then
+    FINAL_ARGS=(final --tools "$MAIN_TOOLS")
+    [[ ${STRICT:-0} == 1 ]] && FINAL_ARGS+=(--strict)
+    for s in $SIZES; do FINAL_ARGS+=("$RESULTS_DIR/results-${s}GiB.json"); done
+    "$PY" "$HERE/report.py" "${FINAL_ARGS[@]}" || STATUS=1
+fi
 ((MISMATCH == 0)) || STATUS=1
+((EXTRA_STATUS == 0)) || STATUS=1
 if ((STATUS != 0)); then
     echo "bench: FAILED (see the !!! lines above)" >&2
 fi
