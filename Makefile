@@ -6,7 +6,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test unit integration demo bench soak fuzz lint clean bundle bundle-test
+.PHONY: all deps configure build test unit integration demo bench bench-api soak fuzz lint clean bundle bundle-test
 
 all: build
 
@@ -37,6 +37,13 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory build
 	@bash tests/bench/run.sh $(BUILD_DIR)
+	@bash tests/bench/api_load.sh $(BUILD_DIR)
+
+# bunkerd's REST API under load alone (also part of bench): API_CLIENTS=200,
+# API_SECONDS=30 (tests/bench/api_load.sh).
+bench-api: deps
+	@$(MAKE) --no-print-directory build
+	@bash tests/bench/api_load.sh $(BUILD_DIR)
 
 # Long randomized runs, bounded in time (SOAK_MINUTES, default 20): the model
 # test over many seeds, with faults, kills and concurrent writers.
