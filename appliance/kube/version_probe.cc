@@ -186,15 +186,15 @@ ProbeResult ProbeVersion(const KubeConfig& config, std::chrono::milliseconds tim
   asio::co_spawn(ioc, run(), [&](std::exception_ptr) { done = true; });
   ioc.run_for(timeout);
   if (!done) {
+    // Abort what is in flight and let the coroutine unwind before the
+    // stream and the context go away; then say why.
+    beast::get_lowest_layer(stream).socket().close(ec);
+    ioc.restart();
+    ioc.run_for(std::chrono::seconds(2));
     out.reachable = false;
     out.version.clear();
     out.reason =
         "no answer from " + config.server + " within " + std::to_string(timeout.count()) + " ms";
-    // Abort what is in flight and let the coroutine unwind before the
-    // stream and the context go away.
-    beast::get_lowest_layer(stream).socket().close(ec);
-    ioc.restart();
-    ioc.run_for(std::chrono::seconds(2));
   }
   return out;
 }

@@ -3,7 +3,13 @@
 
 #include "appliance/kube/kubeconfig.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "appliance/kube/version_probe.h"
 
 #include "nodeagent/core/util/bytes.h"
 
@@ -107,6 +113,45 @@ TEST(KubeconfigTest, OnlyContextIsUsedWithoutCurrentContext) {
   ASSERT_TRUE(kc.ok()) << kc.status().ToString();
   EXPECT_EQ(kc->context, "a");
   EXPECT_EQ(kc->server, "https://[::1]:6443");
+}
+
+// A server that accepts the TCP connection (the kernel does, from the
+// backlog) but never answers the TLS handshake: the probe gives up at its
+// deadline, says so, and returns (no thread or socket left behind).
+TEST(VersionProbeTest, SilentServerEndsAtTheDeadline) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  KubeConfig kc;
+  kc.server = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  kc.token = "sekrit";
+  ProbeResult r = ProbeVersion(kc, std::chrono::milliseconds(300));
+  EXPECT_FALSE(r.reachable);
+  EXPECT_NE(r.reason.find("no answer"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.reason.find("sekrit"), std::string::npos);
+  close(fd);
+}
+
+TEST(VersionProbeTest, RefusedConnectionIsAReason) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  KubeConfig kc;  // bound but not listening: connections are refused
+  kc.server = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  ProbeResult r = ProbeVersion(kc, std::chrono::seconds(5));
+  EXPECT_FALSE(r.reachable);
+  EXPECT_NE(r.reason.find("refused"), std::string::npos) << r.reason;
+  close(fd);
 }
 
 }  // namespace
