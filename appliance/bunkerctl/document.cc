@@ -1,5 +1,7 @@
 #include "appliance/bunkerctl/document.h"
 
+#include <termios.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -62,6 +64,24 @@ json YamlToJson(const YAML::Node& node) {
 
 Result<std::string> ReadSecret(const std::string& path, bool trim) {
   std::stringstream ss;
+  if (path == "-" && trim && isatty(STDIN_FILENO) == 1) {
+    // A person at a terminal: one line, not echoed.
+    std::cerr << "Password: " << std::flush;
+    termios saved{};
+    bool restore = tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (restore) {
+      termios quiet = saved;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    std::string line;
+    std::getline(std::cin, line);
+    if (restore) {
+      tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    }
+    std::cerr << "\n";
+    return line;
+  }
   if (path == "-") {
     ss << std::cin.rdbuf();
   } else {

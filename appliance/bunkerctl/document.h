@@ -15,6 +15,8 @@ namespace bunker::bunkerctl {
 
 // The contents of `path` ("-": stdin). With `trim`, trailing newlines are
 // dropped (passwords, keys); without, the text is kept as is (kubeconfigs).
+// A trimmed secret from stdin at a terminal is prompted for, one line, with
+// echo off.
 // NotFound when the file cannot be read.
 Result<std::string> ReadSecret(const std::string& path, bool trim = true);
 

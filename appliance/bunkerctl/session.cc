@@ -221,8 +221,52 @@ int Session::Resolve(const Resource& resource, const std::string& ref, int64_t* 
   return Fail(resource.label + " \"" + ref + "\" not found", kExitNotFound);
 }
 
+namespace {
+
+// A schedule policy's schedule as a table cell: "every 90m", "daily 02:30",
+// "weekly mon,thu 03:00", "monthly 28 23:00".
+void HumanizeSchedule(json* row) {
+  if (!row->is_object() || !row->contains("schedule") || !(*row)["schedule"].is_object()) {
+    return;
+  }
+  const json& s = (*row)["schedule"];
+  std::string kind = s.value("kind", "");
+  std::string at = s.value("at", "");
+  std::string text;
+  if (kind == "interval") {
+    text = "every " + s.value("every_minutes", json()).dump() + "m";
+  } else if (kind == "daily") {
+    text = "daily " + at;
+  } else if (kind == "weekly") {
+    std::string days;
+    for (const json& d : s.value("days", json::array())) {
+      days += (days.empty() ? "" : ",") + (d.is_string() ? d.get<std::string>() : d.dump());
+    }
+    text = "weekly " + days + " " + at;
+  } else if (kind == "monthly") {
+    text = "monthly " + s.value("day", json()).dump() + " " + at;
+  } else {
+    return;
+  }
+  (*row)["schedule"] = text;
+}
+
+}  // namespace
+
 void Session::Print(const json& value, const std::vector<std::string>& columns) const {
-  std::cout << Render(value, format_, columns);
+  if (format_ != OutputFormat::kTable) {
+    std::cout << Render(value, format_, columns);
+    return;
+  }
+  json shown = value;
+  if (shown.is_object() && shown.contains("items") && shown["items"].is_array()) {
+    for (json& row : shown["items"]) {
+      HumanizeSchedule(&row);
+    }
+  } else {
+    HumanizeSchedule(&shown);
+  }
+  std::cout << Render(shown, format_, columns);
 }
 
 }  // namespace bunker::bunkerctl
