@@ -88,6 +88,13 @@ struct WriteOptions {
   // Writes in flight, 1..4096; the pwrite pool uses min(queue_depth, 4) threads.
   uint32_t queue_depth = 16;
   Engine engine = Engine::kAuto;
+  // Write with O_DIRECT where the target allows it: writes whose buffer,
+  // offset and length are 4 KiB-aligned go straight from the caller's buffer
+  // to the device (no page-cache copy, no writeback later); any other write
+  // waits for the writes in flight and goes through the page cache. A target
+  // that refuses O_DIRECT (at open or at the first write) is written
+  // buffered. Either way Finish's fdatasync makes the data durable.
+  bool direct = false;
 };
 
 class BlockWriter {
@@ -111,6 +118,9 @@ class BlockWriter {
   // Zero must not overlap (a restore writes each byte at most once), and
   // must lie within the volume (InvalidArgument otherwise).
   virtual Status WriteAt(uint64_t offset, Bytes data) = 0;
+  // The same for a pool buffer (4 KiB-aligned: the form that can go
+  // O_DIRECT); data.size() bytes are written.
+  virtual Status WriteAt(uint64_t offset, Buffer data) = 0;
   // Makes [offset, offset+length) read as zeros: nothing for a regular file
   // (created, or truncated when overwriting, it is all holes since Open);
   // BLKZEROOUT for a block device, or written zeros where the device or the
@@ -124,6 +134,8 @@ class BlockWriter {
 
   virtual Engine engine() const = 0;
   virtual bool is_block_device() const = 0;
+  // O_DIRECT in use for aligned writes (see WriteOptions::direct).
+  virtual bool direct() const = 0;
 };
 
 }  // namespace bunker::io

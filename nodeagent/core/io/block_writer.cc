@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -46,6 +47,9 @@ constexpr size_t kMaxWriteOp = size_t{1} << 30;
 constexpr int kMaxRetries = 1000;
 // BLKZEROOUT works in 512-byte sectors.
 constexpr uint64_t kSectorSize = 512;
+// Buffer address, offset and length of an O_DIRECT write are multiples of
+// this (the largest logical block size in use; 512-byte devices accept it).
+constexpr uint64_t kDirectAlignment = 4096;
 
 // Source of the zeros written when a block device cannot zero a range itself.
 constexpr size_t kZerosSize = size_t{1} << 20;
@@ -54,7 +58,8 @@ alignas(4096) uint8_t g_zeros[kZerosSize];  // never written
 // One queued write.
 struct WriteOp {
   Bytes owned;                    // the caller's data, kept until the write completes
-  const uint8_t* data = nullptr;  // owned.data() or g_zeros
+  Buffer pooled;                  // or the caller's pool buffer
+  const uint8_t* data = nullptr;  // owned.data(), pooled.data() or g_zeros
   uint64_t offset = 0;
   size_t length = 0;
   size_t done = 0;
@@ -67,12 +72,14 @@ enum class Step { kComplete, kResubmit, kFailed };
 // first-error bookkeeping, Finish.
 class WriterBase : public BlockWriter {
  public:
-  WriterBase(std::string path, UniqueFd fd, uint64_t size, bool is_block_device, Engine engine)
+  WriterBase(std::string path, UniqueFd fd, uint64_t size, bool is_block_device, Engine engine,
+             bool direct)
       : path_(std::move(path)),
         fd_(std::move(fd)),
         size_(size),
         is_block_device_(is_block_device),
-        engine_(engine) {}
+        engine_(engine),
+        direct_(direct) {}
 
   Status WriteAt(uint64_t offset, Bytes data) final {
     RETURN_IF_ERROR(CheckUsable());
@@ -86,7 +93,23 @@ class WriterBase : public BlockWriter {
     op.length = data.size();
     op.owned = std::move(data);
     op.data = op.owned.data();  // a moved vector keeps its storage
-    Submit(std::move(op));
+    Queue(std::move(op));
+    return FirstError();
+  }
+
+  Status WriteAt(uint64_t offset, Buffer data) final {
+    RETURN_IF_ERROR(CheckUsable());
+    RETURN_IF_ERROR(CheckRange(offset, data.size(), "write"));
+    RETURN_IF_ERROR(Failpoint("io.block_writer.write_at"));
+    if (data.size() == 0) {
+      return Status::Ok();
+    }
+    WriteOp op;
+    op.offset = offset;
+    op.length = data.size();
+    op.pooled = std::move(data);
+    op.data = op.pooled.data();
+    Queue(std::move(op));
     return FirstError();
   }
 
@@ -116,7 +139,7 @@ class WriterBase : public BlockWriter {
       op.offset = pos;
       op.length = static_cast<size_t>(std::min<uint64_t>(kZerosSize, offset + length - pos));
       op.data = g_zeros;
-      Submit(std::move(op));
+      Queue(std::move(op));
     }
     return FirstError();
   }
@@ -143,6 +166,7 @@ class WriterBase : public BlockWriter {
 
   Engine engine() const final { return engine_; }
   bool is_block_device() const final { return is_block_device_; }
+  bool direct() const final { return direct_; }
 
  protected:
   // Queues `op`, first waiting while queue_depth writes are in flight.
@@ -161,6 +185,13 @@ class WriterBase : public BlockWriter {
     res = ApplyFault(FaultOp::kWrite, at, res);
     if (res < 0) {
       const int err = static_cast<int>(-res);
+      if (err == EINVAL && direct_) {
+        // The target accepted O_DIRECT at open but refuses this write (an
+        // alignment rule stricter than ours): everything goes buffered now,
+        // this write included.
+        StopDirect();
+        return Step::kResubmit;
+      }
       if ((err == EAGAIN || err == EINTR) && ++op.retries <= kMaxRetries) {
         return Step::kResubmit;
       }
@@ -177,6 +208,9 @@ class WriterBase : public BlockWriter {
     }
     op.retries = 0;
     op.done += std::min(static_cast<size_t>(res), op.length - op.done);
+    if (op.done < op.length && direct_ && op.done % kDirectAlignment != 0) {
+      StopDirect();  // a short direct write left an unaligned remainder
+    }
     return op.done < op.length ? Step::kResubmit : Step::kComplete;
   }
 
@@ -216,9 +250,53 @@ class WriterBase : public BlockWriter {
     return Status::Ok();
   }
 
+  // Submits `op`: directly if O_DIRECT is on and the write is aligned;
+  // an unaligned write in direct mode (the short last chunk of a volume)
+  // first drains the queue, then goes through the page cache alone.
+  void Queue(WriteOp op) {
+    if (!direct_ || Aligned(op)) {
+      Submit(std::move(op));
+      return;
+    }
+    Record(Drain());
+    const int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
+      Record(ErrnoStatus("fcntl F_SETFL " + path_, errno));
+      return;
+    }
+    direct_ = false;
+    Submit(std::move(op));
+    Record(Drain());
+    if (::fcntl(fd_.get(), F_SETFL, flags) == 0) {
+      direct_ = true;
+    }
+  }
+
+  static bool Aligned(const WriteOp& op) {
+    return op.offset % kDirectAlignment == 0 && op.length % kDirectAlignment == 0 &&
+           reinterpret_cast<uintptr_t>(op.data) % kDirectAlignment == 0;
+  }
+
+  // Turns O_DIRECT off for good. Thread-safe (completions of the pwrite
+  // engine run on its threads).
+  void StopDirect() {
+    std::lock_guard lock(direct_mu_);
+    if (!direct_) {
+      return;
+    }
+    const int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags >= 0) {
+      ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT);
+    }
+    direct_ = false;
+    spdlog::info("{}: O_DIRECT writes refused, writing through the page cache", path_);
+  }
+
   const uint64_t size_;
   const bool is_block_device_;
   const Engine engine_;
+  std::mutex direct_mu_;
+  std::atomic<bool> direct_;  // O_DIRECT set on fd_; StopDirect under direct_mu_
   bool finished_ = false;
   std::mutex error_mu_;
   Status first_error_;  // guarded by error_mu_
@@ -230,9 +308,9 @@ class WriterBase : public BlockWriter {
 // changes nothing measurable there.
 class UringBlockWriter final : public WriterBase {
  public:
-  UringBlockWriter(std::string path, UniqueFd fd, uint64_t size, bool is_block_device,
+  UringBlockWriter(std::string path, UniqueFd fd, uint64_t size, bool is_block_device, bool direct,
                    uint32_t queue_depth, std::unique_ptr<Uring> ring)
-      : WriterBase(std::move(path), std::move(fd), size, is_block_device, Engine::kIoUring),
+      : WriterBase(std::move(path), std::move(fd), size, is_block_device, Engine::kIoUring, direct),
         ring_(std::move(ring)),
         slots_(queue_depth) {
     free_.reserve(queue_depth);
@@ -317,9 +395,9 @@ class UringBlockWriter final : public WriterBase {
 // pwrite engine: worker threads take ops from a bounded queue.
 class PwriteBlockWriter final : public WriterBase {
  public:
-  PwriteBlockWriter(std::string path, UniqueFd fd, uint64_t size, bool is_block_device,
+  PwriteBlockWriter(std::string path, UniqueFd fd, uint64_t size, bool is_block_device, bool direct,
                     uint32_t queue_depth)
-      : WriterBase(std::move(path), std::move(fd), size, is_block_device, Engine::kPread),
+      : WriterBase(std::move(path), std::move(fd), size, is_block_device, Engine::kPread, direct),
         queue_depth_(queue_depth) {
     uint32_t threads = std::clamp<uint32_t>(queue_depth, 1, kMaxPwriteThreads);
     workers_.reserve(threads);
@@ -484,12 +562,19 @@ Result<std::unique_ptr<BlockWriter>> BlockWriter::Open(const std::string& path, 
     }
     return is_block_device.status();
   }
-  if (choice.engine == Engine::kIoUring) {
-    return std::unique_ptr<BlockWriter>(new UringBlockWriter(
-        path, std::move(fd), size, *is_block_device, options.queue_depth, std::move(choice.ring)));
+  bool direct = false;
+  if (options.direct) {
+    // Refused (EINVAL) by file systems without direct I/O: then buffered.
+    const int flags = ::fcntl(fd.get(), F_GETFL);
+    direct = flags >= 0 && ::fcntl(fd.get(), F_SETFL, flags | O_DIRECT) == 0;
   }
-  return std::unique_ptr<BlockWriter>(
-      new PwriteBlockWriter(path, std::move(fd), size, *is_block_device, options.queue_depth));
+  if (choice.engine == Engine::kIoUring) {
+    return std::unique_ptr<BlockWriter>(
+        new UringBlockWriter(path, std::move(fd), size, *is_block_device, direct,
+                             options.queue_depth, std::move(choice.ring)));
+  }
+  return std::unique_ptr<BlockWriter>(new PwriteBlockWriter(
+      path, std::move(fd), size, *is_block_device, direct, options.queue_depth));
 }
 
 }  // namespace bunker::io

@@ -45,7 +45,9 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
 struct BlockRestoreOptions {
   std::string target;
   bool overwrite = false;
-  io::WriteOptions write;
+  // O_DIRECT for whole chunks where the target allows it (chunk sizes that
+  // are multiples of 4 KiB): restored data skips the page cache.
+  io::WriteOptions write{.direct = true};
   int workers = 0;  // 0: one per core, at least 2
   Progress* progress = nullptr;
 };

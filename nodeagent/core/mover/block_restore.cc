@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -104,9 +105,20 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   std::sort(tasks.begin(), tasks.end(),
             [](const Task& a, const Task& b) { return a.first_chunk < b.first_chunk; });
 
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<io::BlockWriter> writer,
-      io::BlockWriter::Open(options.target, snapshot.size, options.overwrite, options.write));
+  const int workers = options.workers > 0
+                          ? options.workers
+                          : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  io::WriteOptions write = options.write;
+  write.direct = write.direct && chunk_size % BufferPool::kAlignment == 0;
+  // Chunks travel to the writer in aligned pool buffers (the form O_DIRECT
+  // takes). The pool bounds the restore's memory: queued writes, writes in
+  // flight, one being filled per worker, one held by the writing thread. It
+  // is declared before the writer and the queue, so it outlives the buffers
+  // they may still hold when destroyed.
+  constexpr size_t kQueuedWrites = 16;
+  BufferPool pool(chunk_size, kQueuedWrites + write.queue_depth + workers + 1);
+  ASSIGN_OR_RETURN(std::unique_ptr<io::BlockWriter> writer,
+                   io::BlockWriter::Open(options.target, snapshot.size, options.overwrite, write));
   result.io_engine = std::string(io::EngineName(writer->engine()));
   if (options.progress) options.progress->bytes_total = snapshot.size;
 
@@ -116,9 +128,9 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   // them; a single writer thread also keeps the writer's contract.
   struct WriteItem {
     uint64_t offset;
-    Bytes data;
+    Buffer data;
   };
-  BoundedQueue<WriteItem> writes(16);
+  BoundedQueue<WriteItem> writes(kQueuedWrites);
   std::mutex error_mu;
   Status error;
   std::atomic<bool> failed{false};
@@ -133,6 +145,7 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   auto worker = [&] {
     std::unique_ptr<BlobCodec> c = repo->NewCodec();
     Bytes range;  // reused: one allocation per worker, not per range
+    Bytes plain;  // likewise
     for (size_t t = next++; t < tasks.size() && !failed; t = next++) {
       const Task& task = tasks[t];
       std::string name = repo::PackName(task.pack);
@@ -142,7 +155,6 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
         return;
       }
       for (const Item& it : task.items) {
-        Bytes plain;
         Status st = c->Decode(
             it.entry, ByteSpan(range.data() + (it.entry.offset - task.start), it.entry.length),
             name, &plain);
@@ -152,22 +164,15 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
         }
         ++fetched;
         const std::vector<uint32_t>& chunks = *it.chunks;
-        for (size_t k = 0; k < chunks.size(); ++k) {
-          // The last (usually only) chunk takes the buffer, earlier ones a copy.
-          WriteItem w{uint64_t{chunks[k]} * chunk_size, {}};
-          if (k + 1 == chunks.size()) {
-            w.data.swap(plain);
-          } else {
-            w.data = plain;
-          }
+        for (uint32_t chunk : chunks) {
+          WriteItem w{uint64_t{chunk} * chunk_size, pool.Acquire()};
+          std::memcpy(w.data.data(), plain.data(), plain.size());
+          w.data.set_size(plain.size());
           if (!writes.Push(std::move(w))) return;  // closed after a failure
         }
       }
     }
   };
-  int workers = options.workers > 0
-                    ? options.workers
-                    : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   std::atomic<int> running{workers};
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i) {
