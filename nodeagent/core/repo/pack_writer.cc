@@ -71,9 +71,13 @@ Status PackWriter::SealCurrentLocked() {
   // The name hashes the sealed trailer and footer (unique: the trailer's nonce
   // is random); the blobs are protected by their own tags and ids.
   Pending p{crypto::Sha256(trailer), std::move(current_), std::move(current_blobs_)};
-  current_ = TakeBuffer();
   current_blobs_.clear();
-  if (!queue_.Push(std::move(p))) {
+  // The next buffer is taken after the push: while it waits for a free slot,
+  // an upload can finish and hand its buffer back, so at most
+  // 1 + max_pending + uploaders pack buffers ever exist.
+  const bool pushed = queue_.Push(std::move(p));
+  current_ = TakeBuffer();
+  if (!pushed) {
     Status st = FirstError();
     return st.ok() ? Aborted("pack upload stopped") : st;
   }
