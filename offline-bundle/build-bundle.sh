@@ -70,7 +70,7 @@ if ((debian_debs)); then
   echo "bundle: ${#needed[@]} Debian packages beyond the base system: ${needed[*]}"
   (cd "$out/deb-cache" && for p in "${needed[@]}"; do
     v=$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')
-    ls "${p}_"*.deb >/dev/null 2>&1 && dpkg-deb -f "$(ls "${p}_"*.deb | head -1)" Version | grep -qx "$v" ||
+    ls "${p}_"*.deb >/dev/null 2>&1 && dpkg-deb -f "$(ls "${p}_"*.deb | head -1)" Version | grep -qxF "$v" ||
       { rm -f "${p}_"*.deb; apt-get download -qq "$p=$v"; }
   done)
   for p in "${needed[@]}"; do cp "$out/deb-cache/${p}_"*.deb "$dir/debs/debian/"; done
@@ -147,4 +147,4 @@ tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owne
 mv "$out/$name.tar.tmp" "$out/$name.tar"
 echo "bundle: $out/$name.tar ($(du -h "$out/$name.tar" | cut -f1))"
 echo "bundle: signing key fingerprint sha256:$fingerprint"
-du -sh "$dir"/debs/*.deb "$dir"/debs/debian "$dir"/images/*.tar 2>/dev/null | sed 's/^/bundle:   /'
+(cd "$dir" && du -sh debs/*.deb debs/debian images/*.tar 2>/dev/null || true) | sed 's/^/bundle:   /'

@@ -45,7 +45,7 @@ bool Contains(const std::string& haystack, const std::string& needle) {
 
 // Runs argv to completion (bounded at 10 minutes); a failure to start fails
 // the test.
-RunResult Run(const std::vector<std::string>& argv, EnvChanges env = {}) {
+RunResult RunTool(const std::vector<std::string>& argv, EnvChanges env = {}) {
   RunOptions options;
   options.timeout = std::chrono::minutes(10);
   options.env = std::move(env);
@@ -54,7 +54,7 @@ RunResult Run(const std::vector<std::string>& argv, EnvChanges env = {}) {
   return r.ok() ? *r : RunResult{};
 }
 
-RunResult Sh(const std::string& script) { return Run({"bash", "-c", script}); }
+RunResult Shell(const std::string& script) { return RunTool({"bash", "-c", script}); }
 
 // The bundle, built once per build directory and source state: ctest runs
 // every test in its own process, so the first one builds it (under a lock)
@@ -70,9 +70,9 @@ class BundleTest : public ::testing::Test {
         return;
       }
     }
-    RunResult r = Run({"bash", kSource + "/tests/integration/bundle/fixture.sh", kSource, kBuild,
-                       Fixture().string(), kVersion},
-                      {"SOURCE_DATE_EPOCH=1700000000"});
+    RunResult r = RunTool({"bash", kSource + "/tests/integration/bundle/fixture.sh", kSource,
+                           kBuild, Fixture().string(), kVersion},
+                          {"SOURCE_DATE_EPOCH=1700000000"});
     ASSERT_TRUE(r.ok()) << r.Describe();
     build_log_ = new std::string(r.out);
   }
@@ -95,19 +95,19 @@ class BundleTest : public ::testing::Test {
   // A private copy of the bundle a test may damage.
   fs::path CopyBundle(const std::string& name) {
     fs::path copy = Scratch() / name;
-    EXPECT_TRUE(Run({"cp", "-a", Bundle().string(), copy.string()}).ok());
+    EXPECT_TRUE(RunTool({"cp", "-a", Bundle().string(), copy.string()}).ok());
     return copy;
   }
 
   static RunResult Install(const fs::path& bundle, std::vector<std::string> args) {
     args.insert(args.begin(), {"bash", (bundle / "install.sh").string()});
-    return Run(args);
+    return RunTool(args);
   }
 
   // Digest of the image manifest an oci-archive's index.json names.
   static std::string ArchiveDigest(const std::string& image) {
     RunResult r =
-        Run({"tar", "-xOf", (Bundle() / "images" / (image + ".tar")).string(), "./index.json"});
+        RunTool({"tar", "-xOf", (Bundle() / "images" / (image + ".tar")).string(), "./index.json"});
     EXPECT_TRUE(r.ok()) << r.Describe();
     return json::parse(r.out)["manifests"][0]["digest"].get<std::string>();
   }
@@ -129,15 +129,15 @@ TEST_F(BundleTest, GoodBundleVerifiesWithItsOwnKeyAndWithAnOutOfBandKey) {
 
   // The key "obtained out of band": the public half of the build's key.
   fs::path pub = Scratch() / "oob.pub";
-  ASSERT_TRUE(Run({"openssl", "pkey", "-in", (Out() / "dev-signing-key.pem").string(), "-pubout",
-                   "-out", pub.string()})
+  ASSERT_TRUE(RunTool({"openssl", "pkey", "-in", (Out() / "dev-signing-key.pem").string(),
+                       "-pubout", "-out", pub.string()})
                   .ok());
   r = Install(Bundle(), {"--verify-only", "--pubkey", pub.string()});
   ASSERT_TRUE(r.ok()) << r.Describe();
   EXPECT_TRUE(Contains(r.out, "(given with --pubkey)")) << r.out;
   // The fingerprint install.sh trusts is the one make bundle printed.
   std::string fp =
-      Sh("openssl pkey -pubin -in " + pub.string() + " -outform DER | sha256sum | cut -d' ' -f1")
+      Shell("openssl pkey -pubin -in " + pub.string() + " -outform DER | sha256sum | cut -d' ' -f1")
           .out;
   fp.erase(fp.find_last_not_of('\n') + 1);
   ASSERT_EQ(fp.size(), 64u);
@@ -171,10 +171,10 @@ TEST_F(BundleTest, OneFlippedByteIsRefusedBeforeAnythingIsInstalled) {
 TEST_F(BundleTest, AlteredChecksumListIsRefusedBySignature) {
   fs::path copy = CopyBundle("sums");
   // A tamperer who changes a file and fixes SHA256SUMS to match.
-  ASSERT_TRUE(Sh("cd " + copy.string() +
-                 " && echo '# extra' >> MANIFEST && "
-                 "sed -i \"s|^[0-9a-f]*  MANIFEST$|$(sha256sum MANIFEST | cut -d' ' -f1)  "
-                 "MANIFEST|\" SHA256SUMS && sha256sum --check --quiet SHA256SUMS")
+  ASSERT_TRUE(Shell("cd " + copy.string() +
+                    " && echo '# extra' >> MANIFEST && "
+                    "sed -i \"s|^[0-9a-f]*  MANIFEST$|$(sha256sum MANIFEST | cut -d' ' -f1)  "
+                    "MANIFEST|\" SHA256SUMS && sha256sum --check --quiet SHA256SUMS")
                   .ok());
   RunResult r = Install(copy, {"--verify-only"});
   EXPECT_EQ(r.exit_code, 3) << r.Describe();
@@ -184,9 +184,11 @@ TEST_F(BundleTest, AlteredChecksumListIsRefusedBySignature) {
 TEST_F(BundleTest, WrongSignatureAndWrongKeyAreRefused) {
   fs::path other = Scratch() / "other.pem";
   fs::path other_pub = Scratch() / "other.pub";
-  ASSERT_TRUE(Run({"openssl", "genpkey", "-algorithm", "ed25519", "-out", other.string()}).ok());
   ASSERT_TRUE(
-      Run({"openssl", "pkey", "-in", other.string(), "-pubout", "-out", other_pub.string()}).ok());
+      RunTool({"openssl", "genpkey", "-algorithm", "ed25519", "-out", other.string()}).ok());
+  ASSERT_TRUE(
+      RunTool({"openssl", "pkey", "-in", other.string(), "-pubout", "-out", other_pub.string()})
+          .ok());
 
   // The genuine bundle checked against someone else's key.
   RunResult r = Install(Bundle(), {"--verify-only", "--pubkey", other_pub.string()});
@@ -195,27 +197,27 @@ TEST_F(BundleTest, WrongSignatureAndWrongKeyAreRefused) {
 
   // The bundle re-signed by another key: refused against the real key.
   fs::path copy = CopyBundle("resigned");
-  ASSERT_TRUE(Run({"openssl", "pkeyutl", "-sign", "-rawin", "-inkey", other.string(), "-in",
-                   (copy / "SHA256SUMS").string(), "-out", (copy / "SHA256SUMS.sig").string()})
+  ASSERT_TRUE(RunTool({"openssl", "pkeyutl", "-sign", "-rawin", "-inkey", other.string(), "-in",
+                       (copy / "SHA256SUMS").string(), "-out", (copy / "SHA256SUMS.sig").string()})
                   .ok());
   fs::path real_pub = Scratch() / "real.pub";
-  ASSERT_TRUE(Run({"openssl", "pkey", "-in", (Out() / "dev-signing-key.pem").string(), "-pubout",
-                   "-out", real_pub.string()})
+  ASSERT_TRUE(RunTool({"openssl", "pkey", "-in", (Out() / "dev-signing-key.pem").string(),
+                       "-pubout", "-out", real_pub.string()})
                   .ok());
   r = Install(copy, {"--verify-only", "--pubkey", real_pub.string()});
   EXPECT_EQ(r.exit_code, 3) << r.Describe();
   EXPECT_TRUE(Contains(r.err, "REFUSED")) << r.err;
 
   // A garbage signature.
-  ASSERT_TRUE(Sh("head -c 64 /dev/urandom > " + (copy / "SHA256SUMS.sig").string()).ok());
+  ASSERT_TRUE(Shell("head -c 64 /dev/urandom > " + (copy / "SHA256SUMS.sig").string()).ok());
   r = Install(copy, {"--verify-only"});
   EXPECT_EQ(r.exit_code, 3) << r.Describe();
 }
 
 TEST_F(BundleTest, AddedFileIsRefused) {
   fs::path copy = CopyBundle("added");
-  ASSERT_TRUE(Sh("cp " + (copy / "debs" / "bunkerctl_*.deb").string() + " " +
-                 (copy / "debs" / "evil_1.0_amd64.deb").string())
+  ASSERT_TRUE(Shell("cp " + (copy / "debs" / "bunkerctl_*.deb").string() + " " +
+                    (copy / "debs" / "evil_1.0_amd64.deb").string())
                   .ok());
   RunResult r = Install(copy, {"--verify-only"});
   EXPECT_EQ(r.exit_code, 3) << r.Describe();
@@ -250,22 +252,22 @@ TEST_F(BundleTest, DryRunPrintsEveryStepAndChangesNothing) {
 
 TEST_F(BundleTest, DebsCarryDependsMaintainerScriptsAndUnits) {
   std::string debs = (Bundle() / "debs").string() + "/";
-  RunResult d = Sh("dpkg-deb -f " + debs + "bunkerd_*.deb Depends");
+  RunResult d = Shell("dpkg-deb -f " + debs + "bunkerd_*.deb Depends");
   ASSERT_TRUE(d.ok()) << d.Describe();
   for (const char* dep : {"passwd", "libssl3", "libsqlite3-0", "libyaml-cpp0.7", "libsystemd0",
                           "libstdc++6", "libc6"}) {
     EXPECT_TRUE(Contains(d.out, dep)) << dep << " not in bunkerd's Depends: " << d.out;
   }
-  d = Sh("dpkg-deb -f " + debs + "bunker-agent_*.deb Depends");
+  d = Shell("dpkg-deb -f " + debs + "bunker-agent_*.deb Depends");
   for (const char* dep : {"liburing2", "liblz4-1", "libnfs13", "libssl3"}) {
     EXPECT_TRUE(Contains(d.out, dep)) << dep << " not in bunker-agent's Depends: " << d.out;
   }
-  RunResult c = Sh("dpkg-deb --ctrl-tarfile " + debs + "bunkerd_*.deb | tar -t");
+  RunResult c = Shell("dpkg-deb --ctrl-tarfile " + debs + "bunkerd_*.deb | tar -t");
   for (const char* f : {"./postinst", "./prerm", "./postrm"}) {
     EXPECT_TRUE(Contains(c.out, f)) << c.out;
   }
-  RunResult files = Sh("dpkg-deb -c " + debs + "bunkerd_*.deb; dpkg-deb -c " + debs +
-                       "bunker-agent_*.deb; dpkg-deb -c " + debs + "bunkerctl_*.deb");
+  RunResult files = Shell("dpkg-deb -c " + debs + "bunkerd_*.deb; dpkg-deb -c " + debs +
+                          "bunker-agent_*.deb; dpkg-deb -c " + debs + "bunkerctl_*.deb");
   for (const char* f :
        {"./usr/bin/bunkerd", "./usr/lib/systemd/system/bunkerd.service",
         "./usr/share/bunker/bunkerd.yaml", "./usr/bin/bunker-agent",
@@ -274,10 +276,11 @@ TEST_F(BundleTest, DebsCarryDependsMaintainerScriptsAndUnits) {
     EXPECT_TRUE(Contains(files.out, f)) << f << "\n" << files.out;
   }
   // Stripped: no debug sections in the packaged binary.
-  RunResult x = Sh("d=$(mktemp -d) && dpkg-deb -x " + debs +
-                   "bunkerd_*.deb $d && readelf -S $d/usr/bin/bunkerd | grep -c debug_info; rm -rf "
-                   "$d");
-  EXPECT_TRUE(Contains(x.out, "0")) << x.Describe();
+  RunResult x =
+      Shell("d=$(mktemp -d) && dpkg-deb -x " + debs +
+            "bunkerd_*.deb $d && readelf -S $d/usr/bin/bunkerd | grep -c debug_info; rm -rf "
+            "$d");
+  EXPECT_EQ(x.out, "0\n") << x.Describe();
 }
 
 TEST_F(BundleTest, EveryUnitPassesSystemdAnalyzeVerify) {
@@ -285,9 +288,10 @@ TEST_F(BundleTest, EveryUnitPassesSystemdAnalyzeVerify) {
   // verify resolves dependencies and checks ExecStart= binaries exist.
   fs::path root = Scratch() / "unit-root";
   fs::create_directories(root / "usr/lib/systemd");
-  ASSERT_TRUE(Run({"cp", "-a", "/lib/systemd/system", (root / "usr/lib/systemd").string()}).ok());
-  ASSERT_TRUE(Sh("for d in " + (Bundle() / "debs").string() + "/*.deb; do dpkg-deb -x $d " +
-                 root.string() + " || exit 1; done")
+  ASSERT_TRUE(
+      RunTool({"cp", "-a", "/lib/systemd/system", (root / "usr/lib/systemd").string()}).ok());
+  ASSERT_TRUE(Shell("for d in " + (Bundle() / "debs").string() + "/*.deb; do dpkg-deb -x $d " +
+                    root.string() + " || exit 1; done")
                   .ok());
   std::vector<std::string> argv = {"systemd-analyze", "verify", "--root=" + root.string()};
   int units = 0;
@@ -299,7 +303,7 @@ TEST_F(BundleTest, EveryUnitPassesSystemdAnalyzeVerify) {
     ++units;
   }
   EXPECT_EQ(units, 5);
-  RunResult r = Run(argv);
+  RunResult r = RunTool(argv);
   EXPECT_TRUE(r.ok()) << r.Describe();
   EXPECT_EQ(r.err, "") << "systemd-analyze verify warned";
 }
@@ -310,18 +314,18 @@ TEST_F(BundleTest, ImagesShowEntrypointUserAndLabelsAndRunFromTheirOwnRoot) {
   };
   for (const Want& w : {Want{"bunkerd", "10001:10001"}, Want{"bunker-agent", "0:0"}}) {
     std::string archive = "oci-archive:" + (Bundle() / "images" / (w.name + ".tar")).string();
-    RunResult r = Run({"skopeo", "inspect", "--config", archive});
+    RunResult r = RunTool({"skopeo", "inspect", "--config", archive});
     ASSERT_TRUE(r.ok()) << r.Describe();
     json config = json::parse(r.out);
     EXPECT_EQ(config["config"]["Entrypoint"], json::array({"/usr/bin/" + w.name})) << r.out;
     EXPECT_EQ(config["config"]["User"], w.user) << r.out;
     EXPECT_EQ(config["config"]["Labels"]["org.opencontainers.image.version"], kVersion);
-    std::string revision = Sh("git -C " + kSource + " rev-parse --short=12 HEAD").out;
+    std::string revision = Shell("git -C " + kSource + " rev-parse --short=12 HEAD").out;
     revision.erase(revision.find_last_not_of('\n') + 1);
     EXPECT_EQ(config["config"]["Labels"]["org.opencontainers.image.revision"], revision);
     EXPECT_EQ(config["created"], "2023-11-14T22:13:20Z");  // SOURCE_DATE_EPOCH
 
-    r = Run({"skopeo", "inspect", archive});
+    r = RunTool({"skopeo", "inspect", archive});
     ASSERT_TRUE(r.ok()) << r.Describe();
     EXPECT_EQ(json::parse(r.out)["Digest"], ArchiveDigest(w.name));
 
@@ -329,14 +333,14 @@ TEST_F(BundleTest, ImagesShowEntrypointUserAndLabelsAndRunFromTheirOwnRoot) {
     // user: every library it needs must be in the image.
     fs::path root = Scratch() / ("root-" + w.name);
     fs::create_directories(root);
-    RunResult u =
-        Sh("set -e; d=$(mktemp -d); tar -xf " + (Bundle() / "images" / (w.name + ".tar")).string() +
-           " -C $d; m=$(sed -n 's/.*\"digest\":\"sha256:\\([0-9a-f]*\\)\".*/\\1/p' $d/index.json); "
-           "l=$(sed -n 's/.*\"layers\":\\[{[^}]*\"digest\":\"sha256:\\([0-9a-f]*\\)\".*/\\1/p' "
-           "$d/blobs/sha256/$m); tar -xzf $d/blobs/sha256/$l -C " +
-           root.string() + "; rm -rf $d");
+    RunResult u = Shell(
+        "set -e; d=$(mktemp -d); tar -xf " + (Bundle() / "images" / (w.name + ".tar")).string() +
+        " -C $d; m=$(sed -n 's/.*\"digest\":\"sha256:\\([0-9a-f]*\\)\".*/\\1/p' $d/index.json); "
+        "l=$(sed -n 's/.*\"layers\":\\[{[^}]*\"digest\":\"sha256:\\([0-9a-f]*\\)\".*/\\1/p' "
+        "$d/blobs/sha256/$m); tar -xzf $d/blobs/sha256/$l -C " +
+        root.string() + "; rm -rf $d");
     ASSERT_TRUE(u.ok()) << u.Describe();
-    r = Run({"chroot", "--userspec=" + w.user, root.string(), "/usr/bin/" + w.name, "--help"});
+    r = RunTool({"chroot", "--userspec=" + w.user, root.string(), "/usr/bin/" + w.name, "--help"});
     EXPECT_TRUE(r.ok()) << r.Describe();
     EXPECT_TRUE(Contains(r.out, w.name)) << r.out;
   }
@@ -348,17 +352,17 @@ TEST_F(BundleTest, ImagesShowEntrypointUserAndLabelsAndRunFromTheirOwnRoot) {
 
 TEST_F(BundleTest, ImageRebuildGivesTheSameDigest) {
   fs::path again = Scratch() / "again.tar";
-  std::string revision = Sh("git -C " + kSource + " rev-parse --short=12 HEAD").out;
+  std::string revision = Shell("git -C " + kSource + " rev-parse --short=12 HEAD").out;
   revision.erase(revision.find_last_not_of('\n') + 1);
   RunResult r =
-      Run({"bash", kSource + "/images/build-image.sh", "--name", "bunker-agent", "--binary",
-           (Out() / "install/bin/bunker-agent").string(), "--out", again.string(), "--user", "0:0",
-           "--extra", "/usr/bin/sleep", "--version", kVersion, "--revision", revision,
-           "--description", "Bunker node agent (bunker-agent)"},
-          {"SOURCE_DATE_EPOCH=1700000000"});
+      RunTool({"bash", kSource + "/images/build-image.sh", "--name", "bunker-agent", "--binary",
+               (Out() / "install/bin/bunker-agent").string(), "--out", again.string(), "--user",
+               "0:0", "--extra", "/usr/bin/sleep", "--version", kVersion, "--revision", revision,
+               "--description", "Bunker node agent (bunker-agent)"},
+              {"SOURCE_DATE_EPOCH=1700000000"});
   ASSERT_TRUE(r.ok()) << r.Describe();
-  RunResult a = Run({"sha256sum", again.string()});
-  RunResult b = Run({"sha256sum", (Bundle() / "images/bunker-agent.tar").string()});
+  RunResult a = RunTool({"sha256sum", again.string()});
+  RunResult b = RunTool({"sha256sum", (Bundle() / "images/bunker-agent.tar").string()});
   EXPECT_EQ(a.out.substr(0, 64), b.out.substr(0, 64));
 }
 
@@ -436,7 +440,7 @@ TEST_F(BundleTest, ImagesLandInARegistryWithTheBundlesDigestsAndManifestsNameThe
   ASSERT_TRUE(r.ok()) << r.Describe();
   for (const std::string name : {"bunkerd", "bunker-agent"}) {
     std::string ref = registry.Address() + "/bunker/" + name + ":" + kVersion;
-    RunResult i = Run({"skopeo", "inspect", "--tls-verify=false", "docker://" + ref});
+    RunResult i = RunTool({"skopeo", "inspect", "--tls-verify=false", "docker://" + ref});
     ASSERT_TRUE(i.ok()) << i.Describe();
     json info = json::parse(i.out);
     EXPECT_EQ(info["Digest"], ArchiveDigest(name)) << i.out;
@@ -449,15 +453,15 @@ TEST_F(BundleTest, ImagesLandInARegistryWithTheBundlesDigestsAndManifestsNameThe
       << r.out;
 
   // The rendered manifests parse as YAML and name the mirrored image.
-  RunResult y = Run({"python3", "-c",
-                     "import sys, yaml\n"
-                     "docs = list(yaml.safe_load_all(open(sys.argv[1])))\n"
-                     "print(' '.join(d['kind'] for d in docs))\n"
-                     "ds = [d for d in docs if d['kind'] == 'DaemonSet'][0]\n"
-                     "spec = ds['spec']['template']['spec']\n"
-                     "for c in spec['initContainers'] + spec['containers']: print(c['image'])\n"
-                     "print(spec['automountServiceAccountToken'])\n",
-                     (kube / "bunker-agent.yaml").string()});
+  RunResult y = RunTool({"python3", "-c",
+                         "import sys, yaml\n"
+                         "docs = list(yaml.safe_load_all(open(sys.argv[1])))\n"
+                         "print(' '.join(d['kind'] for d in docs))\n"
+                         "ds = [d for d in docs if d['kind'] == 'DaemonSet'][0]\n"
+                         "spec = ds['spec']['template']['spec']\n"
+                         "for c in spec['initContainers'] + spec['containers']: print(c['image'])\n"
+                         "print(spec['automountServiceAccountToken'])\n",
+                         (kube / "bunker-agent.yaml").string()});
   ASSERT_TRUE(y.ok()) << y.Describe();
   EXPECT_TRUE(Contains(y.out, "Namespace ServiceAccount DaemonSet\n")) << y.out;
   EXPECT_TRUE(Contains(y.out, agent_ref + "\n" + agent_ref + "\n")) << y.out;

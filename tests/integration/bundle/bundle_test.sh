@@ -11,7 +11,7 @@
 #     (chroot) with --registry 127.0.0.1:5000
 #  4. checks: the packages are installed, both images are in the registry
 #     with the bundle's digests, bunkerd started the way bunkerd.service
-#     starts it (no systemd as PID 1 in a chroot: runuser -u bunker --
+#     starts it (no systemd as PID 1 in a chroot: as user bunker,
 #     bunkerd serve --config /etc/bunker/bunkerd.yaml) answers /readyz over
 #     TLS with the certificate install.sh made, `bunkerctl login` works,
 #     every unit passes systemd-analyze verify inside the root, and
@@ -122,8 +122,9 @@ grep -F "image: \"127.0.0.1:5000/bunker/bunker-agent:$version@sha256:" \
   "$root/etc/bunker/kubernetes/bunker-agent.yaml"
 
 log "bunkerd, started as bunkerd.service starts it"
-chroot "$root" runuser -u bunker -- /usr/bin/bunkerd serve --config /etc/bunker/bunkerd.yaml \
-  >"$work/bunkerd.log" 2>&1 &
+# setpriv execs (no fork, like User=bunker), so $! is bunkerd itself.
+chroot "$root" setpriv --reuid=bunker --regid=bunker --init-groups \
+  /usr/bin/bunkerd serve --config /etc/bunker/bunkerd.yaml >"$work/bunkerd.log" 2>&1 &
 pids+=($!)
 ready=0
 for _ in $(seq 150); do
