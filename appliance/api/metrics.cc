@@ -61,12 +61,14 @@ std::string RenderBackupMetrics(const std::map<std::string, int64_t>& by_state, 
     out += fmt::format("bunker_backups{{state=\"{}\"}} {}\n", state,
                        it == by_state.end() ? 0 : it->second);
   }
-  out += "# HELP bunker_backup_bytes_total Logical bytes covered by all backups.\n";
-  out += "# TYPE bunker_backup_bytes_total gauge\n";
-  out += fmt::format("bunker_backup_bytes_total {}\n", bytes_total);
-  out += "# HELP bunker_backup_bytes_moved_total Bytes backups uploaded to their locations.\n";
-  out += "# TYPE bunker_backup_bytes_moved_total counter\n";
-  out += fmt::format("bunker_backup_bytes_moved_total {}\n", bytes_moved);
+  out += "# HELP bunker_backup_logical_bytes Logical bytes covered by the recorded backups.\n";
+  out += "# TYPE bunker_backup_logical_bytes gauge\n";
+  out += fmt::format("bunker_backup_logical_bytes {}\n", bytes_total);
+  out +=
+      "# HELP bunker_backup_moved_bytes Bytes the recorded backups moved to their locations "
+      "(new data after deduplication).\n";
+  out += "# TYPE bunker_backup_moved_bytes gauge\n";
+  out += fmt::format("bunker_backup_moved_bytes {}\n", bytes_moved);
   return out;
 }
 

@@ -19,8 +19,10 @@ namespace bunker::api {
 
 // Backup gauges from the datastore, in the same text format:
 //   bunker_backups{state}                 backups by state (every state listed)
-//   bunker_backup_bytes_total             logical bytes covered by backups
-//   bunker_backup_bytes_moved_total       bytes uploaded to locations (new data)
+//   bunker_backup_logical_bytes           logical bytes covered by backups
+//   bunker_backup_moved_bytes             bytes they uploaded to locations (new data)
+// These are sums over the backups recorded now (gauges: deleting a backup
+// lowers them).
 std::string RenderBackupMetrics(const std::map<std::string, int64_t>& by_state, int64_t bytes_total,
                                 int64_t bytes_moved);
 

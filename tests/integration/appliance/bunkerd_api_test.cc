@@ -136,7 +136,8 @@ TEST_F(BunkerdApiTest, PoliciesRulesBackupsAndRestores) {
   std::string metrics = Curl("GET", "/metrics").raw;
   EXPECT_NE(metrics.find("bunker_backups{state=\"pending\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("bunker_backups{state=\"failed\"} 0"), std::string::npos);
-  EXPECT_NE(metrics.find("bunker_backup_bytes_moved_total 0"), std::string::npos);
+  EXPECT_NE(metrics.find("bunker_backup_moved_bytes 0"), std::string::npos);
+  EXPECT_NE(metrics.find("bunker_backup_logical_bytes 0"), std::string::npos);
 
   ApiReply restore = Curl("POST", "/api/v1/restores", admin_,
                           json{{"name", "back"},
@@ -354,6 +355,30 @@ TEST_F(BunkerdApiTest, UsersAndGroupsAreUpdatedAndDeleted) {
   EXPECT_EQ(Curl("DELETE", bpath, admin_).status, 204);
   EXPECT_EQ(Curl("GET", "/api/v1/users/me", bob).status, 401);
   EXPECT_EQ(Curl("GET", bpath, admin_).status, 404);
+}
+
+// One log line per request naming method, path, status and user; with
+// --log-target journal those lines leave stderr (for the journal), and no
+// secret ever reaches the log.
+TEST_F(BunkerdApiTest, RequestLinesNameTheUserAndGoToTheChosenTarget) {
+  std::string bob = AddUser("bob");
+  ASSERT_EQ(Curl("GET", "/api/v1/users/me", bob).status, 200);
+  EXPECT_EQ(server_.Stop(), "exit 0");
+  auto log = ReadFile(dir_.path() / "bunkerd.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_NE(log->find("GET /api/v1/users/me 200"), std::string::npos) << *log;
+  EXPECT_NE(log->find("user=bob"), std::string::npos) << *log;
+  for (const char* secret : {"bob-password", "admin-password", "bkr_"}) {
+    EXPECT_EQ(log->find(secret), std::string::npos) << secret;
+  }
+
+  ASSERT_TRUE(WriteFile(dir_.path() / "bunkerd.log", "").ok());
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--log-target", "journal"}));
+  ASSERT_EQ(Curl("GET", "/api/v1/users/me", bob).status, 200);
+  EXPECT_EQ(server_.Stop(), "exit 0");
+  log = ReadFile(dir_.path() / "bunkerd.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->find("GET /api/v1/users/me"), std::string::npos) << *log;
 }
 
 TEST_F(BunkerdApiTest, UnknownLogTargetIsAUsageError) {
