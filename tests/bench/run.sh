@@ -558,21 +558,25 @@ extra_nfs() { # SIZE IMG
         fi
         # The same bytes through the transport alone: every object of the
         # repository, concatenated (untimed), written by one nfs-cp.
+        # A new name each run: ganesha caches names, so a file removed behind
+        # its back (on the exported directory) may still "exist" over NFS.
         (cd "$repo_dir" && find . -type f -print0 | sort -z | xargs -0 cat) >"$stored"
-        rm -f "$export_dir/stored.bin"
-        if measure "$size" nfs-cp full "$rep" nfs-cp "$stored" "$base/stored.bin?$query"; then
-            record_ok "$size" nfs-cp full "$rep" ok - /nonexistent "$(stat -c %s "$stored")"
-        fi
+        local copy="$base/stored-$rep.bin?$query"
         rm -f "$WORK/stored-back.bin"
-        if measure "$size" nfs-cp restore "$rep" nfs-cp "$base/stored.bin?$query" "$WORK/stored-back.bin"; then
-            if cmp -s "$stored" "$WORK/stored-back.bin"; then
-                record_ok "$size" nfs-cp restore "$rep" ok - - "$(stat -c %s "$stored")"
-            else
-                MISMATCH=1
-                record_ok "$size" nfs-cp restore "$rep" mismatch "nfs-cp read back different bytes" - "$(stat -c %s "$stored")"
+        if measure "$size" nfs-cp full "$rep" nfs-cp "$stored" "$copy"; then
+            record_ok "$size" nfs-cp full "$rep" ok - /nonexistent "$(stat -c %s "$stored")"
+            if measure "$size" nfs-cp restore "$rep" nfs-cp "$copy" "$WORK/stored-back.bin"; then
+                if cmp -s "$stored" "$WORK/stored-back.bin"; then
+                    record_ok "$size" nfs-cp restore "$rep" ok - - "$(stat -c %s "$stored")"
+                else
+                    MISMATCH=1
+                    record_ok "$size" nfs-cp restore "$rep" mismatch "nfs-cp read back different bytes" - "$(stat -c %s "$stored")"
+                fi
             fi
+        else
+            record "$size" nfs-cp restore "$rep" skip - - - - - "nfs-cp write failed"
         fi
-        rm -f "$stored" "$WORK/stored-back.bin" "$export_dir/stored.bin"
+        rm -f "$stored" "$WORK/stored-back.bin" "$export_dir/stored-$rep.bin"
         local out=$WORK/out-nfs
         rm -rf "$out" && mkdir -p "$out"
         restore_and_cmp "$size" bunker-nfs "$rep" "$img" "$out/bench.img" "$AGENT" restore --repo "$repo_url" \
