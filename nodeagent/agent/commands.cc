@@ -278,7 +278,8 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
     if (!p.ok()) return Fail(g, p.status().Annotated("--parent"));
     parent = p->id;
   }
-  auto lease = repo::Lease::Acquire(repo, false, "backup " + a.volume);
+  auto lease = repo::Lease::Acquire(repo, false, "backup " + a.volume,
+                                    repo::LeaseOptions::FromEnvironment());
   if (!lease.ok()) return Fail(g, lease.status());
   Status loaded = repo->LoadIndex();
   if (!loaded.ok()) return Fail(g, loaded.Annotated("load index"));
@@ -359,7 +360,8 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
       return Fail(g, ErrnoStatus("directory of target " + a.target, errno));
     }
   }
-  auto lease = repo::Lease::Acquire(repo, false, "restore to " + a.target);
+  auto lease = repo::Lease::Acquire(repo, false, "restore to " + a.target,
+                                    repo::LeaseOptions::FromEnvironment());
   if (!lease.ok()) return Fail(g, lease.status());
   Status loaded = repo->LoadIndex();
   if (!loaded.ok()) return Fail(g, loaded.Annotated("load index"));
@@ -481,7 +483,8 @@ int CmdCheck(const GlobalOptions& g, const CheckArgs& a) {
   }
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());
-  auto lease = repo::Lease::Acquire(r->get(), false, "check");
+  auto lease =
+      repo::Lease::Acquire(r->get(), false, "check", repo::LeaseOptions::FromEnvironment());
   if (!lease.ok()) return Fail(g, lease.status());
   mover::Progress progress;
   o.progress = &progress;
@@ -537,7 +540,8 @@ int CmdForget(const GlobalOptions& g, const ForgetArgs& a) {
   if (a.keep_last < 0) return Fail(g, InvalidArgument("--keep-last N is required"));
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());
-  auto lease = repo::Lease::Acquire(r->get(), true, "forget");
+  auto lease =
+      repo::Lease::Acquire(r->get(), true, "forget", repo::LeaseOptions::FromEnvironment());
   if (!lease.ok()) return Fail(g, lease.status());
   mover::ForgetOptions o;
   o.keep_last = a.keep_last;
@@ -565,7 +569,7 @@ int CmdForget(const GlobalOptions& g, const ForgetArgs& a) {
 int CmdPrune(const GlobalOptions& g, const PruneArgs& a) {
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());
-  auto lease = repo::Lease::Acquire(r->get(), true, "prune");
+  auto lease = repo::Lease::Acquire(r->get(), true, "prune", repo::LeaseOptions::FromEnvironment());
   if (!lease.ok()) return Fail(g, lease.status());
   mover::PruneOptions o;
   o.dry_run = a.dry_run;

@@ -325,8 +325,8 @@ Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,
   }
   if (options.dry_run) return report;
   for (const repo::SnapshotRef& s : report.removed) {
-    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(Failpoint("forget.before_delete"));
+    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(repo->backend()->Delete(repo::SnapshotName(s.id)));
   }
   return report;
@@ -511,23 +511,25 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
   ObjectId new_index{};
   bool wrote_index = false;
   if (!all.empty()) {
-    if (lease) RETURN_IF_ERROR(lease->CheckValid());
+    // The failpoint comes first, so a process frozen there (action `stop`)
+    // meets the lease check when it resumes.
     RETURN_IF_ERROR(Failpoint("prune.before_index"));
+    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     ASSIGN_OR_RETURN(new_index, repo->SaveIndex(all, codec.get()));
     wrote_index = true;
   }
   for (const auto& [id, info] : index_files) {
     if (wrote_index && id == new_index) continue;
-    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(Failpoint("prune.delete_index"));
+    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(b->Delete(info.name));
   }
   std::vector<ObjectId> doomed = delete_packs;
   for (const auto& [pack, live] : repack) doomed.push_back(pack);
   doomed.insert(doomed.end(), unreferenced.begin(), unreferenced.end());
   for (size_t i = 0; i < doomed.size(); ++i) {
-    if (lease && i % 64 == 0) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(Failpoint("prune.delete_pack"));
+    if (lease && i % 64 == 0) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(b->Delete(repo::PackName(doomed[i])));
   }
   // What killed writers left half-written (never listed, never referenced).

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -176,51 +177,70 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
     }
     return false;
   };
-  std::vector<std::string> unreadable;
-  ASSIGN_OR_RETURN(std::vector<LeaseInfo> before, ListAll(repo, &unreadable));
-  std::string who;
-  if (conflicts(before, "", &who)) {
-    return FailedPrecondition("repository " + repo->backend()->Describe() + " is locked: " + who);
-  }
-  LeaseInfo info;
-  Bytes rnd(16);
-  RETURN_IF_ERROR(crypto::RandomBytes(rnd));
-  info.name = "locks/" + HexEncode(rnd);
-  LeaseInfo self = LocalIdentity();
-  info.host = self.host;
-  info.boot_id = self.boot_id;
-  info.pid_ns = self.pid_ns;
-  info.pid = self.pid;
-  info.holder = info.host + ":" + std::to_string(info.pid);
-  info.operation = std::move(operation);
-  info.exclusive = exclusive;
-  info.created = NowUnix();
-  std::unique_ptr<Lease> lease(new Lease(repo, std::move(info), options));
-  Bytes nonce(16);
-  RETURN_IF_ERROR(crypto::RandomBytes(nonce));
-  lease->nonce_ = HexEncode(nonce);
-  RETURN_IF_ERROR(lease->Write());
-  std::this_thread::sleep_for(options.settle.count() >= 0 ? options.settle
-                                                          : repo->backend()->ListSettleTime());
-  Result<std::vector<LeaseInfo>> after = ListAll(repo, nullptr);
-  if (!after.ok() || conflicts(*after, lease->info_.name, &who)) {
-    Status st =
-        after.ok()
-            ? FailedPrecondition("repository " + repo->backend()->Describe() + " is locked: " + who)
-            : after.status();
-    lease->Release().IgnoreError();
-    return st;
-  }
-  // Leases judged stale (expired past the skew allowance, or of a dead
-  // process of this boot and pid namespace) are taken over: removed.
-  for (const LeaseInfo& l : *after) {
-    if (l.name != lease->info_.name && IsStale(l, options.skew)) {
-      spdlog::info("removing stale {}", Describe(l));
-      repo->backend()->Delete(l.name).IgnoreError();
+  // A taker that finds a conflicting lease in its first listing refuses. One
+  // that finds it only after writing its own met a contest (another taker
+  // wrote in the same window): both withdraw and come back after a random
+  // pause, so that almost always the first back wins and the other then
+  // refuses at its first listing. After kAttempts contests it refuses too.
+  constexpr int kAttempts = 3;
+  const auto settle =
+      options.settle.count() >= 0 ? options.settle : repo->backend()->ListSettleTime();
+  for (int attempt = 1;; ++attempt) {
+    std::vector<std::string> unreadable;
+    ASSIGN_OR_RETURN(std::vector<LeaseInfo> before, ListAll(repo, &unreadable));
+    std::string who;
+    if (conflicts(before, "", &who)) {
+      return FailedPrecondition("repository " + repo->backend()->Describe() + " is locked: " + who);
     }
+    LeaseInfo info;
+    Bytes rnd(16);
+    RETURN_IF_ERROR(crypto::RandomBytes(rnd));
+    info.name = "locks/" + HexEncode(rnd);
+    LeaseInfo self = LocalIdentity();
+    info.host = self.host;
+    info.boot_id = self.boot_id;
+    info.pid_ns = self.pid_ns;
+    info.pid = self.pid;
+    info.holder = info.host + ":" + std::to_string(info.pid);
+    info.operation = operation;
+    info.exclusive = exclusive;
+    info.created = NowUnix();
+    std::unique_ptr<Lease> lease(new Lease(repo, std::move(info), options));
+    Bytes nonce(16);
+    RETURN_IF_ERROR(crypto::RandomBytes(nonce));
+    lease->nonce_ = HexEncode(nonce);
+    RETURN_IF_ERROR(lease->Write());
+    std::this_thread::sleep_for(settle);
+    Result<std::vector<LeaseInfo>> after = ListAll(repo, nullptr);
+    if (!after.ok()) {
+      lease->Release().IgnoreError();
+      return after.status();
+    }
+    if (conflicts(*after, lease->info_.name, &who)) {
+      lease->Release().IgnoreError();
+      if (attempt == kAttempts) {
+        return FailedPrecondition("repository " + repo->backend()->Describe() +
+                                  " is locked: " + who);
+      }
+      Bytes r(2);
+      RETURN_IF_ERROR(crypto::RandomBytes(r));
+      auto pause = settle + std::chrono::milliseconds(50 + (r[0] | (r[1] << 8)) % 1000);
+      spdlog::info("lease contested by {}; trying again in {} ms", who,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(pause).count());
+      std::this_thread::sleep_for(pause);
+      continue;
+    }
+    // Leases judged stale (expired past the skew allowance, or of a dead
+    // process of this boot and pid namespace) are taken over: removed.
+    for (const LeaseInfo& l : *after) {
+      if (l.name != lease->info_.name && IsStale(l, options.skew)) {
+        spdlog::info("removing stale {}", Describe(l));
+        repo->backend()->Delete(l.name).IgnoreError();
+      }
+    }
+    lease->refresher_ = std::thread([l = lease.get()] { l->RefreshLoop(); });
+    return lease;
   }
-  lease->refresher_ = std::thread([l = lease.get()] { l->RefreshLoop(); });
-  return lease;
 }
 
 void Lease::RefreshLoop() {
@@ -228,6 +248,13 @@ void Lease::RefreshLoop() {
   while (!stop_) {
     cv_.wait_for(lock, options_.refresh, [this] { return stop_; });
     if (stop_) break;
+    if (SteadyMs() >= valid_until_ms_.load()) {
+      // Too late: others may already treat the lease as stale and have
+      // taken over. Writing it again would only hide that.
+      lost_ = true;
+      spdlog::warn("lease {} lapsed before it could be refreshed; not renewing it", info_.name);
+      break;
+    }
     lock.unlock();
     Status st = Write();
     if (!st.ok()) {
@@ -239,11 +266,32 @@ void Lease::RefreshLoop() {
 
 Status Lease::CheckValid() const {
   if (released_) return Aborted("lease " + info_.name + " was released");
-  if (SteadyMs() >= valid_until_ms_.load()) {
-    return Aborted("lease " + info_.name +
-                   " expired before it could be refreshed; stopping before the commit point");
+  if (lost_ || SteadyMs() >= valid_until_ms_.load()) {
+    return Aborted("lease lost: " + info_.name +
+                   " expired before it could be refreshed (another process may have taken "
+                   "over); stopping before the commit point");
   }
   return Status::Ok();
+}
+
+LeaseOptions LeaseOptions::FromEnvironment() {
+  LeaseOptions o;
+  const char* env = std::getenv("BUNKER_TEST_LEASE_TIMING");
+  if (env == nullptr || *env == '\0') return o;
+  long v[3] = {0, 0, 0};
+  char extra = 0;
+  if (std::sscanf(env, "%ld,%ld,%ld%c", &v[0], &v[1], &v[2], &extra) != 3 || v[0] < 1 || v[1] < 1 ||
+      v[1] >= v[0] || v[2] < 0 || v[0] > 86400 || v[2] > 86400) {
+    spdlog::warn(
+        "ignoring BUNKER_TEST_LEASE_TIMING=\"{}\" (want ttl,refresh,skew seconds, "
+        "refresh < ttl)",
+        env);
+    return o;
+  }
+  o.ttl = std::chrono::seconds(v[0]);
+  o.refresh = std::chrono::seconds(v[1]);
+  o.skew = std::chrono::seconds(v[2]);
+  return o;
 }
 
 Status Lease::Release() {

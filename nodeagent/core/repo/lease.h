@@ -31,6 +31,11 @@ struct LeaseOptions {
   // Wait between writing our lease and re-listing; -1 takes the backend's
   // ListSettleTime().
   std::chrono::milliseconds settle{-1};
+
+  // The defaults, unless BUNKER_TEST_LEASE_TIMING="ttl,refresh,skew" (whole
+  // seconds, e.g. "6,1,2") overrides them: for tests that let a lease expire
+  // (FORMAT.md, "Leases"). Malformed values are ignored with a warning.
+  static LeaseOptions FromEnvironment();
 };
 
 struct LeaseInfo {
@@ -62,7 +67,10 @@ class Lease {
                                                 const LeaseOptions& options = {});
 
   // OK while the lease is known to be held: last successful write + ttl is
-  // still ahead (minus a margin). Aborted otherwise.
+  // still ahead (minus a margin). Aborted ("lease lost") otherwise. Once
+  // lost, a lease stays lost: a refresh that comes too late (the process was
+  // frozen, the store was unreachable) does not revive it, because another
+  // process may have taken over meanwhile.
   Status CheckValid() const;
 
   // Releases now (deletes the object). Idempotent.
@@ -92,6 +100,7 @@ class Lease {
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
   std::atomic<bool> released_{false};
+  std::atomic<bool> lost_{false};  // validity lapsed before a refresh: never renewed again
   std::thread refresher_;
 };
 

@@ -1,5 +1,6 @@
 #include "nodeagent/core/util/failpoint.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -87,6 +88,14 @@ Status Failpoint(std::string_view name) {
   if (action == "crash") {
     std::fprintf(stderr, "failpoint %.*s: crash\n", static_cast<int>(name.size()), name.data());
     _exit(kFailpointCrashExitCode);
+  }
+  if (action == "stop") {
+    // As if an operator or the kernel froze the process (SIGSTOP): it goes
+    // on where it stopped once someone sends SIGCONT.
+    std::fprintf(stderr, "failpoint %.*s: stop\n", static_cast<int>(name.size()), name.data());
+    std::fflush(stderr);
+    ::raise(SIGSTOP);
+    return Status::Ok();
   }
   if (action == "hang") {
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));

@@ -7,9 +7,11 @@
 // where action is
 //   crash     — _exit(86) at once (what kill -9 would do, deterministically)
 //   error     — the point returns an IOError naming itself
-//   hang      — sleeps forever (for SIGSTOP-like lease tests)
+//   hang      — sleeps forever
+//   stop      — raises SIGSTOP: the whole process freezes there until a
+//               SIGCONT (lease fencing tests), then goes on
 //   crash@N   — crash on the N-th time the point is reached (1-based)
-//   error@N   — fail on the N-th time
+//   error@N   — fail on the N-th time (likewise hang@N, stop@N)
 // BUNKER_FAILPOINT_LIST=FILE appends each point name to FILE the first time it
 // is reached, so a test can enumerate the points a run passes.
 //
