@@ -1,6 +1,6 @@
-// bunkerctl end to end: the real binary against a real bunkerd (temp data
-// directory, free loopback port, real HTTPS verified with bunkerd's
-// self-signed certificate). Clusters are registered against a small Python
+// bunkerctl end to end: the real binary against a real bunkerd
+// (BunkerdFixture: temp data directory, free loopback port, real HTTPS
+// verified with bunkerd's self-signed certificate). Clusters are registered against a small Python
 // HTTPS server answering GET /version like a kube-apiserver. bunkerctl's
 // config lives in the temp dir ($HOME and $BUNKER_CONFIG point there).
 
@@ -17,13 +17,13 @@
 #include "tests/harness/ports.h"
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
+#include "tests/integration/appliance/bunkerd_fixture.h"
 
 namespace bunker::testing {
 namespace {
 
 using json = nlohmann::json;
 
-std::string Bunkerd() { return std::string(BUNKER_BINARY_DIR) + "/appliance/bunkerd/bunkerd"; }
 std::string Bunkerctl() {
   return std::string(BUNKER_BINARY_DIR) + "/appliance/bunkerctl/bunkerctl";
 }
@@ -84,37 +84,8 @@ bool WaitForPort(uint16_t port, std::chrono::seconds timeout) {
   return false;
 }
 
-class BunkerctlTest : public ::testing::Test {
+class BunkerctlTest : public BunkerdFixture {
  protected:
-  void SetUp() override {
-    auto dir = TempDir::Create("bunkerctl");
-    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
-    dir_ = std::move(dir).value();
-    data_ = (dir_.path() / "data").string();
-    ASSERT_TRUE(WriteFile(dir_.path() / "admin.pw", "admin-password\n").ok());
-    auto init = RunCommand({Bunkerd(), "init", "--data-dir", data_, "--admin-password-file",
-                            (dir_.path() / "admin.pw").string()});
-    ASSERT_TRUE(init.ok() && init->ok()) << (init.ok() ? init->Describe() : "");
-    auto port = PickFreePort();
-    ASSERT_TRUE(port.ok());
-    port_ = *port;
-    SpawnOptions options;
-    options.log_path = dir_.path() / "bunkerd.log";
-    auto proc = Process::Start(
-        {Bunkerd(), "serve", "--data-dir", data_, "--listen", "127.0.0.1:" + std::to_string(port_)},
-        options);
-    ASSERT_TRUE(proc.ok()) << proc.status().ToString();
-    server_ = std::move(proc).value();
-    ASSERT_TRUE(WaitForPort(port_, std::chrono::seconds(60))) << "bunkerd did not listen";
-  }
-
-  void TearDown() override {
-    if (HasFailure()) {
-      auto log = ReadFile(dir_.path() / "bunkerd.log");
-      std::cerr << "[bunkerd log]\n" << (log.ok() ? *log : "(none)") << "\n";
-    }
-  }
-
   std::string Server() { return "https://127.0.0.1:" + std::to_string(port_); }
   std::string Ca() { return data_ + "/tls/cert.pem"; }
 
@@ -188,10 +159,6 @@ class BunkerctlTest : public ::testing::Test {
     return path;
   }
 
-  TempDir dir_;
-  std::string data_;
-  uint16_t port_ = 0;
-  Process server_;
   uint16_t kube_port_ = 0;
   Process version_server_;
 };
