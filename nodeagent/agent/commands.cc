@@ -473,13 +473,24 @@ int CmdCheck(const GlobalOptions& g, const CheckArgs& a) {
   o.read_data = a.read_data || !a.read_data_subset.empty();
   if (!a.read_data_subset.empty()) {
     std::string s = a.read_data_subset;
-    if (!s.empty() && s.back() == '%') s.pop_back();
-    char* end = nullptr;
-    double v = std::strtod(s.c_str(), &end);
-    if (s.empty() || *end != '\0' || v <= 0 || v > 100) {
-      return Fail(g, InvalidArgument("--read-data-subset wants a percentage like 10%"));
+    unsigned n = 0, t = 0;
+    char extra = 0;
+    if (std::sscanf(s.c_str(), "%u/%u%c", &n, &t, &extra) == 2) {
+      if (t == 0 || t > 1u << 20 || n < 1 || n > t) {
+        return Fail(g, InvalidArgument("--read-data-subset n/t wants 1 <= n <= t, like 3/7"));
+      }
+      o.read_data_slice = n;
+      o.read_data_slices = t;
+    } else {
+      if (!s.empty() && s.back() == '%') s.pop_back();
+      char* end = nullptr;
+      double v = std::strtod(s.c_str(), &end);
+      if (s.empty() || *end != '\0' || v <= 0 || v > 100) {
+        return Fail(g, InvalidArgument(
+                           "--read-data-subset wants a percentage like 10% or a slice like 3/7"));
+      }
+      o.read_data_percent = v;
     }
-    o.read_data_percent = v;
   }
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());

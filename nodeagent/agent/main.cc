@@ -149,7 +149,8 @@ int main(int argc, char** argv) {
   check_cmd->add_flag("--read-data", check.read_data,
                       "Read every pack and verify every blob (hash, MAC, id)");
   check_cmd->add_option("--read-data-subset", check.read_data_subset,
-                        "Read only this share of packs, e.g. 10%");
+                        "Read only some packs: a random share (10%) or slice n of t (3/7: "
+                        "slices 1/7 … 7/7 together read every pack once)");
 
   ForgetArgs forget;
   CLI::App* forget_cmd =

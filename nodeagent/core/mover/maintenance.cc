@@ -153,7 +153,17 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
     for (const auto& [pack, blobs] : index_packs) {
       if (packs.contains(pack) && !bad_packs.contains(pack)) to_read.push_back(pack);
     }
-    if (options.read_data_percent < 100) {
+    if (options.read_data_slices > 0) {
+      const uint32_t t = options.read_data_slices;
+      if (options.read_data_slice < 1 || options.read_data_slice > t) {
+        return InvalidArgument("read-data slice " + std::to_string(options.read_data_slice) +
+                               " of " + std::to_string(t) + " does not exist");
+      }
+      std::erase_if(to_read, [&](const ObjectId& p) {
+        uint32_t v = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+        return v % t != options.read_data_slice - 1;
+      });
+    } else if (options.read_data_percent < 100) {
       std::mt19937_64 rng(std::random_device{}());
       std::shuffle(to_read.begin(), to_read.end(), rng);
       size_t keep = static_cast<size_t>(

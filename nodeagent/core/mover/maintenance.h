@@ -19,7 +19,12 @@ namespace bunker::mover {
 
 struct CheckOptions {
   bool read_data = false;          // read and verify every pack and blob
-  double read_data_percent = 100;  // with read_data: sample this share of packs
+  double read_data_percent = 100;  // with read_data: sample this share of packs at random
+  // With read_data and read_data_slices > 0: read only slice
+  // read_data_slice (1-based) of read_data_slices. Slices split the packs by
+  // their id, so slices 1..t together read every pack exactly once.
+  uint32_t read_data_slice = 0;
+  uint32_t read_data_slices = 0;
   Progress* progress = nullptr;
 };
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -271,6 +272,82 @@ TEST_F(AgentRepoTest, ForgetAndPruneReclaimSpace) {
   EXPECT_EQ((*after)["snapshots"], 1u);
   EXPECT_EQ(CheckHealthy(repo_), 0);
   EXPECT_EQ(RestoreAndCompare(repo_, last_id, images.back()), "");
+}
+
+}  // namespace
+}  // namespace bunker::testing
+
+namespace bunker::testing {
+namespace {
+
+// The packs `check --json` reports as damaged.
+std::set<std::string> DamagedPacks(const json& report) {
+  std::set<std::string> out;
+  for (const json& p : report["problems"]) {
+    if (p["kind"] == "damaged" && p["object"].get<std::string>().starts_with("data/")) {
+      out.insert(p["object"].get<std::string>());
+    }
+  }
+  return out;
+}
+
+// --read-data-subset: slices n/t read disjoint sets of packs that together
+// are all of them; N% reads that share of packs, a different sample each
+// run. Every pack has a flipped byte, so the packs a run read are exactly
+// the packs it reports damaged.
+TEST_F(AgentRepoTest, ReadDataSubsetSlicesCoverEveryPackOnce) {
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  for (uint64_t i = 0; i < 8; ++i) {
+    const fs::path image = dir() / ("v" + std::to_string(i) + ".img");
+    ASSERT_NO_FATAL_FAILURE(WriteImage(image, {Random(500 + i), Text(600 + i, 100000)}));
+    ASSERT_TRUE(Backup(repo_, image, "pvc-" + std::to_string(i)));
+  }
+  const std::vector<std::string> packs = ObjectNames(repo_, "data");
+  ASSERT_GE(packs.size(), 8u);
+  for (const std::string& p : packs) FlipByte(repo_ / p, 100);
+  const std::set<std::string> all(packs.begin(), packs.end());
+
+  auto check = [&](const std::string& subset) {
+    RunResult r = InRepo({"check", "--json", "--read-data-subset", subset});
+    EXPECT_EQ(r.exit_code, 5) << r.Describe();
+    std::optional<json> j = StdoutJson(r);
+    return j ? *j : json::object();
+  };
+
+  constexpr int kSlices = 3;
+  std::set<std::string> seen;
+  uint64_t read = 0;
+  for (int n = 1; n <= kSlices; ++n) {
+    json rep = check(std::to_string(n) + "/" + std::to_string(kSlices));
+    std::set<std::string> got = DamagedPacks(rep);
+    EXPECT_EQ(got.size(), rep.value("packs_read", 0u)) << rep.dump(2);
+    for (const std::string& p : got) {
+      EXPECT_TRUE(seen.insert(p).second) << p << " read by two slices";
+    }
+    read += rep.value("packs_read", 0u);
+  }
+  EXPECT_EQ(seen, all) << "slices 1.." << kSlices << " missed packs";
+  EXPECT_EQ(read, packs.size());
+
+  // 50%: half the packs (rounded up) each time; repeated runs sample
+  // differently and soon cover every pack (a pack escapes 40 runs with
+  // probability about 2^-40).
+  std::set<std::string> sampled;
+  std::set<std::set<std::string>> distinct;
+  for (int i = 0; i < 40 && sampled != all; ++i) {
+    json rep = check("50%");
+    std::set<std::string> got = DamagedPacks(rep);
+    EXPECT_EQ(got.size(), (packs.size() + 1) / 2) << rep.dump(2);
+    sampled.insert(got.begin(), got.end());
+    distinct.insert(got);
+  }
+  EXPECT_EQ(sampled, all);
+  EXPECT_GE(distinct.size(), 2u) << "every 50% run read the same packs";
+
+  for (const char* bad : {"0/3", "4/3", "1/0", "0%", "101%", "x"}) {
+    RunResult r = InRepo({"check", "--read-data-subset", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.Describe();
+  }
 }
 
 }  // namespace
