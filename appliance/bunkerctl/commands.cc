@@ -1007,7 +1007,7 @@ void AddUser(CLI::App& app, Action* selected) {
   spec.update_footer =
       "Examples:\n"
       "  bunkerctl user update alice --role admin\n"
-      "  bunkerctl user update alice --password-file new.pw\n";
+      "  bunkerctl user update me --password-file new.pw   # your own password\n";
   spec.add_flags = [st](CLI::App* c, bool) {
     c->add_option("--role", st->role, "admin or user (default user)")
         ->check(CLI::IsMember({"admin", "user"}));

@@ -208,6 +208,14 @@ int Session::Resolve(const Resource& resource, const std::string& ref, int64_t* 
     *id = std::stoll(ref);
     return kExitOk;
   }
+  if (resource.noun == "user" && ref == "me") {
+    json me;
+    if (int rc = Call("GET", "/api/v1/users/me", &me); rc != kExitOk) {
+      return rc;
+    }
+    *id = me.value("id", int64_t{0});
+    return kExitOk;
+  }
   json items;
   if (int rc = ListAll(resource.collection, "name=" + QueryEscape(ref), 0, &items); rc != kExitOk) {
     return rc;

@@ -81,8 +81,9 @@ class Session {
               nlohmann::json* items, int64_t page_size = 1000);
 
   // The id of `ref` in `resource`: a string of digits is an id as is; else a
-  // name, looked up with ?name= (exactly equal names only). A missing name is
-  // exit code 4 with "<label> "<ref>" not found".
+  // name, looked up with ?name= (exactly equal names only); the user "me" is
+  // the caller. A missing name is exit code 4 with "<label> "<ref>" not
+  // found".
   int Resolve(const Resource& resource, const std::string& ref, int64_t* id);
 
   // Prints `value` in the chosen format (table columns from `columns`).

@@ -229,6 +229,11 @@ TEST_F(BunkerctlTest, LocationCrudByNameAndId) {
   ASSERT_EQ(list["items"].size(), 1u);
   EXPECT_EQ(list["items"][0]["name"], "nas");
   EXPECT_EQ(Json({"location", "get", id})["name"], "nas");
+  RunResult yaml_list = Ctl({"location", "list", "-o", "yaml"});
+  ASSERT_TRUE(yaml_list.ok()) << yaml_list.Describe();
+  YAML::Node listed = YAML::Load(yaml_list.out);
+  ASSERT_TRUE(listed["items"].IsSequence()) << yaml_list.out;
+  EXPECT_EQ(listed["items"][0]["url"].as<std::string>(), created["url"].get<std::string>());
 
   RunResult yaml = Ctl({"location", "get", "nas", "-o", "yaml"});
   ASSERT_TRUE(yaml.ok()) << yaml.Describe();
@@ -488,6 +493,12 @@ TEST_F(BunkerctlTest, UsersAndGroups) {
   // A user logged in for itself sees neither the user list nor groups.
   LoginAs("alice", "alice-password", "alice");
   EXPECT_EQ(Json({"user", "get", alice["id"].dump()}, "", "alice")["name"], "alice");
+  EXPECT_EQ(Json({"user", "get", "me"}, "", "alice")["id"], alice["id"]);
+  ASSERT_TRUE(WriteFile(dir_.path() / "new.pw", "alice-new-password\n").ok());
+  ASSERT_TRUE(Ctl({"user", "update", "me", "--password-file", (dir_.path() / "new.pw").string()},
+                  "", "alice")
+                  .ok());
+  LoginAs("alice", "alice-new-password", "alice");
   EXPECT_EQ(Ctl({"group", "list"}, "", "alice").exit_code, 6);
 
   ASSERT_TRUE(Ctl({"group", "delete", "dbas"}).ok());
