@@ -1486,7 +1486,7 @@ class Routes {
   // References of a new backup or restore, checked against the caller's
   // access (see openapi.json "Access"); fills `status` defaults.
   void CheckReferences(store::Kind kind, const Principal& p,
-                       const std::map<std::string, int64_t>& refs) {
+                       const std::map<std::string, int64_t>& refs, const json& spec) {
     auto ref = [&](const char* k) {
       auto it = refs.find(k);
       return it == refs.end() ? int64_t{0} : it->second;
@@ -1519,6 +1519,35 @@ class Routes {
         Fail(403, "permission_denied", "backup_id: " + why, json{{"fields", {{"backup_id", why}}}});
       }
       Referenced(store::Kind::kCluster, p, "cluster_id", ref("cluster_id"), Access::kFull);
+      // What is restored must be in the backup.
+      json backed_up = json::parse(backup.spec_json, nullptr, false).value("namespaces", json());
+      auto in_backup = [&](const std::string& ns) {
+        return backed_up.is_array() &&
+               std::find(backed_up.begin(), backed_up.end(), ns) != backed_up.end();
+      };
+      json field_errors = json::object();
+      const json namespaces = spec.value("namespaces", json::array());
+      const json mapping = spec.value("namespace_mapping", json::object());
+      for (const json& ns : namespaces.is_array() ? namespaces : json::array()) {
+        if (ns.is_string() && !in_backup(ns.get<std::string>())) {
+          field_errors["namespaces"] = "namespace \"" + ns.get<std::string>() +
+                                       "\" is not in backup \"" + backup.name + "\"";
+        }
+      }
+      for (const auto& [from, to] : mapping.items()) {
+        if (!in_backup(from)) {
+          field_errors["namespace_mapping." + from] =
+              "namespace \"" + from + "\" is not in backup \"" + backup.name + "\"";
+        }
+      }
+      if (!field_errors.empty()) {
+        std::string msg = "invalid request: ";
+        for (const auto& [k, v] : field_errors.items()) {
+          msg += k + ": " + v.get<std::string>() + "; ";
+        }
+        Fail(400, "invalid_argument", msg.substr(0, msg.size() - 2),
+             json{{"fields", field_errors}});
+      }
     }
   }
 
@@ -1529,7 +1558,7 @@ class Routes {
     std::map<std::string, int64_t> refs;
     json spec = BuildSpec(kind, f, &secrets, &refs);
     f.Done();
-    CheckReferences(kind, p, refs);
+    CheckReferences(kind, p, refs, spec);
     store::ObjectRecord o;
     o.name = name;
     o.owner_id = p.user_id;

@@ -139,6 +139,15 @@ TEST_F(BunkerdApiTest, PoliciesRulesBackupsAndRestores) {
   EXPECT_NE(metrics.find("bunker_backup_moved_bytes 0"), std::string::npos);
   EXPECT_NE(metrics.find("bunker_backup_logical_bytes 0"), std::string::npos);
 
+  ApiReply not_backed_up = Curl("POST", "/api/v1/restores", admin_,
+                                json{{"name", "x"},
+                                     {"backup_id", backup_id},
+                                     {"cluster_id", cluster_},
+                                     {"namespaces", {"shop", "hr"}},
+                                     {"namespace_mapping", {{"payroll", "p2"}}}});
+  EXPECT_EQ(not_backed_up.status, 400) << not_backed_up.raw;
+  EXPECT_TRUE(not_backed_up.body["details"]["fields"].contains("namespaces"));
+  EXPECT_TRUE(not_backed_up.body["details"]["fields"].contains("namespace_mapping.payroll"));
   ApiReply restore = Curl("POST", "/api/v1/restores", admin_,
                           json{{"name", "back"},
                                {"backup_id", backup_id},
