@@ -507,6 +507,30 @@ TEST_F(AgentMoreCrashTest, CrashAtKeyAddAndRemove) {
   EXPECT_EQ(RestoreAndCompare(repo_, snap_a_, image_a_), "");
 }
 
+// Restore writes only the target: a crash while writing it leaves a partial
+// target (a block device cannot be written aside and renamed) that a second
+// restore with --overwrite makes exact; a write error fails the restore
+// (exit 1) and removes the target it created.
+TEST_F(AgentMoreCrashTest, CrashAndErrorWhileWritingTheRestoreTarget) {
+  for (const std::string point : {"io.block_writer.write_at", "io.block_writer.finish"}) {
+    SCOPED_TRACE(point);
+    const fs::path target = dir() / (point + ".img");
+    RunResult r = InRepo({"restore", "--snapshot", snap_a_, "--target", target.string()},
+                         {"BUNKER_FAILPOINT=" + point + ":crash"});
+    ExpectCrash(r, point);
+    r = InRepo({"restore", "--snapshot", snap_a_, "--target", target.string(), "--overwrite"});
+    ASSERT_TRUE(r.ok()) << r.Describe();
+    EXPECT_EQ(CompareFiles(image_a_, target), "");
+
+    const fs::path failed = dir() / (point + "-error.img");
+    r = InRepo({"restore", "--snapshot", snap_a_, "--target", failed.string()},
+               {"BUNKER_FAILPOINT=" + point + ":error"});
+    EXPECT_EQ(r.exit_code, 1) << r.Describe();
+    EXPECT_NE(r.err.find("failpoint " + point), std::string::npos) << r.Describe();
+    EXPECT_FALSE(fs::exists(failed)) << r.Describe();
+  }
+}
+
 // init writes the key, then config: a crash before either leaves no
 // repository (commands say so, exit 6), and init can simply run again.
 TEST_F(AgentMoreCrashTest, CrashAtInit) {
