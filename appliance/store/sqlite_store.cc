@@ -339,7 +339,12 @@ class SqliteStore final : public Store {
       RETURN_IF_ERROR(g.Exec("delete grants"));
       PREPARE(s, "DELETE FROM locations WHERE id = ?");
       s.Bind(1, id);
-      RETURN_IF_ERROR(s.Exec("delete backup location"));
+      Status st = s.Exec("delete backup location");
+      if (!st.ok() && st.code() == Code::kFailedPrecondition) {
+        return FailedPrecondition("backup location " + std::to_string(id) +
+                                  " is still used by backups; delete them first");
+      }
+      RETURN_IF_ERROR(st);
       if (sqlite3_changes(db_) == 0) {
         return NotFound("backup location " + std::to_string(id) + " not found");
       }
@@ -505,7 +510,8 @@ class SqliteStore final : public Store {
       Status st = s.Exec("delete " + std::string(KindName(kind)) + " " + std::to_string(id));
       if (!st.ok() && st.code() == Code::kFailedPrecondition) {
         return FailedPrecondition(std::string(KindName(kind)) + " " + std::to_string(id) +
-                                  " is still used by other objects (backups or restores)");
+                                  " is still used by other objects (backups or restores); "
+                                  "delete them first");
       }
       RETURN_IF_ERROR(st);
       return ChangedOne(std::string(KindName(kind)) + " " + std::to_string(id));
