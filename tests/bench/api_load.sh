@@ -13,6 +13,7 @@
 #   API_CLIENTS=200   concurrent connections
 #   API_SECONDS=30    duration of the load
 #   API_USERS=10      users (one token each)
+#   API_CREATE_PERCENT=15  share of creates (0: reads of a fixed data set)
 #   KEEP=1            keep the work dir (bunkerd's data and log)
 set -euo pipefail
 
@@ -67,6 +68,7 @@ status=0
 "$LOAD" --server "https://127.0.0.1:$PORT" --ca-file "$WORK/data/tls/cert.pem" \
     --admin-password-file "$WORK/admin.pw" --location-dir "$WORK/locations" \
     --clients "${API_CLIENTS:-200}" --seconds "${API_SECONDS:-30}" --users "${API_USERS:-10}" \
+    --create-percent "${API_CREATE_PERCENT:-15}" \
     --json "$BUILD_DIR/bench/api_load.json" || status=$?
 
 if ! kill -0 "$PID" 2>/dev/null; then

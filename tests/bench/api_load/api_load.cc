@@ -11,6 +11,7 @@
 //   get   40%  GET /api/v1/{…}/{id} of an object its user owns
 //   create 15% POST /api/v1/schedule-policies (12%) or backup-locations (3%,
 //              probed by bunkerd on a new file:// directory)
+// (--create-percent changes the share of creates; 0 measures a fixed data set.)
 // Any status other than the expected one, and any connection failure, is an
 // error (the first few are printed). A connection the server closes is
 // reopened and counted as a reconnect. Prints a table per operation
@@ -162,6 +163,7 @@ struct Options {
   int clients = 200;
   int seconds = 30;
   int users = 10;
+  int create_percent = 15;
   std::string json_out;
 };
 
@@ -227,11 +229,13 @@ class Load {
       Reply r;
       int expect = 200;
       auto start = Clock::now();
-      if (pick < 45) {
+      // Reads keep their 45:40 ratio when --create-percent changes.
+      int reads = 100 - o_.create_percent;
+      if (pick < reads * 45 / 85) {
         op = "list";
         r = co_await c.Request(http::verb::get, "/api/v1/" + collection + "?limit=20", user.token,
                                std::string());
-      } else if (pick < 85) {
+      } else if (pick < reads) {
         op = "get";
         const std::vector<int64_t>& ids = locations ? user.locations : user.policies;
         int64_t id = ids[rng() % ids.size()];
@@ -240,7 +244,7 @@ class Load {
       } else {
         expect = 201;
         std::string name = "c" + std::to_string(index) + "-" + std::to_string(created++);
-        if (pick < 97) {
+        if (pick < 100 - o_.create_percent / 5) {
           op = "create policy";
           r = co_await c.Request(http::verb::post, std::string("/api/v1/schedule-policies"),
                                  user.token, PolicyBody(name));
@@ -293,10 +297,11 @@ class Load {
     int64_t errors = 0;
     json out{{"clients", o_.clients},
              {"users", o_.users},
+             {"create_percent", o_.create_percent},
              {"seconds", elapsed},
              {"ops", json::object()}};
-    std::printf("bunkerd API load: %d keep-alive HTTPS clients, %d users, %.1f s\n\n", o_.clients,
-                o_.users, elapsed);
+    std::printf("bunkerd API load: %d keep-alive HTTPS clients, %d users, %d%% creates, %.1f s\n\n",
+                o_.clients, o_.users, o_.create_percent, elapsed);
     std::printf("%-16s %10s %8s %10s %10s %10s\n", "operation", "requests", "errors", "p50 ms",
                 "p99 ms", "max ms");
     auto row = [&](const std::string& name, std::vector<uint32_t>& v, int64_t errs) {
@@ -418,6 +423,10 @@ int main(int argc, char** argv) {
   app.add_option("--clients", o.clients, "Concurrent connections")->capture_default_str();
   app.add_option("--seconds", o.seconds, "Duration of the load")->capture_default_str();
   app.add_option("--users", o.users, "Users (one token each)")->capture_default_str();
+  app.add_option("--create-percent", o.create_percent,
+                 "Share of creates (4/5 policies, 1/5 locations); the rest is 45:40 list:get")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
   app.add_option("--json", o.json_out, "Also write the numbers here as JSON");
   CLI11_PARSE(app, argc, argv);
 
