@@ -116,7 +116,7 @@ int RemoteRepoCliTest::CheckReadsEverything() {
 }
 
 fs::path RemoteRepoCliTest::Restore(const std::string& snapshot) {
-  const fs::path target = dir() / ("restored-" + std::to_string(++restores_));
+  fs::path target = dir() / ("restored-" + std::to_string(++restores_));
   RunResult r = Run({"restore", "--snapshot", snapshot, "--target", target.string()});
   if (!r.ok()) {
     ADD_FAILURE() << "restore of " << snapshot << " failed:\n" << r.Describe();
