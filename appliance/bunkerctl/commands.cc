@@ -721,8 +721,25 @@ int DescribeBackup(Session& s, const std::string& ref) {
       backup[field] = name_of(collection, backup[field]);
     }
   }
-  size_t width = 0;
+  Humanize(&backup);
+  // The interesting fields first, in this order; the rest alphabetically.
+  json ordered = json::array();
+  for (const char* k :
+       {"name", "id", "state", "reason", "type", "cluster_id", "location_id", "namespaces",
+        "label_selector", "pre_rule_id", "post_rule_id", "schedule_policy_id", "bytes_total",
+        "bytes_new", "started_at", "finished_at"}) {
+    if (backup.contains(k)) {
+      ordered.push_back(json::array({k, backup[k]}));
+      backup.erase(k);
+    }
+  }
   for (const auto& [k, v] : backup.items()) {
+    ordered.push_back(json::array({k, v}));
+  }
+  size_t width = 0;
+  for (const json& kv : ordered) {
+    const std::string k = kv[0].get<std::string>();
+    const json& v = kv[1];
     std::string key = k;
     if (key.size() > 3 && key.compare(key.size() - 3, 3, "_id") == 0) {
       key.resize(key.size() - 3);

@@ -1,6 +1,7 @@
 #include "appliance/bunkerctl/session.h"
 
 #include <algorithm>
+#include <ctime>
 #include <iostream>
 
 #include "appliance/bunkerctl/client.h"
@@ -259,7 +260,35 @@ void HumanizeSchedule(json* row) {
   (*row)["schedule"] = text;
 }
 
+// Unix times in "*_at" fields as RFC 3339 UTC.
+void HumanizeTimes(json* row) {
+  if (!row->is_object()) {
+    return;
+  }
+  for (auto& [key, value] : row->items()) {
+    if (key.size() > 3 && key.compare(key.size() - 3, 3, "_at") == 0 && value.is_number_integer()) {
+      value = FormatTime(value.get<int64_t>());
+    }
+  }
+}
+
 }  // namespace
+
+std::string FormatTime(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) {
+    return std::to_string(unix_seconds);
+  }
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void Humanize(json* row) {
+  HumanizeSchedule(row);
+  HumanizeTimes(row);
+}
 
 void Session::Print(const json& value, const std::vector<std::string>& columns) const {
   if (format_ != OutputFormat::kTable) {
@@ -269,10 +298,10 @@ void Session::Print(const json& value, const std::vector<std::string>& columns) 
   json shown = value;
   if (shown.is_object() && shown.contains("items") && shown["items"].is_array()) {
     for (json& row : shown["items"]) {
-      HumanizeSchedule(&row);
+      Humanize(&row);
     }
   } else {
-    HumanizeSchedule(&shown);
+    Humanize(&shown);
   }
   std::cout << Render(shown, format_, columns);
 }

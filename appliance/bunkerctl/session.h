@@ -102,6 +102,13 @@ class Session {
   bool quiet_ = false;
 };
 
+// A Unix time as RFC 3339 UTC ("2026-11-26T02:04:42Z").
+std::string FormatTime(int64_t unix_seconds);
+
+// How a table shows an object: schedules as text ("daily 02:30"), Unix
+// times in "*_at" fields as RFC 3339. -o json and yaml show the API's data.
+void Humanize(nlohmann::json* row);
+
 // Percent-encodes a query parameter value.
 std::string QueryEscape(const std::string& value);
 
