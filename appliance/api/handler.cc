@@ -8,6 +8,7 @@
 #include <climits>
 #include <ctime>
 #include <exception>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
@@ -59,7 +60,10 @@ struct ApiError : std::exception {
     case Code::kUnavailable:
       Fail(503, "unavailable", st.message());
     default:
-      Fail(500, "internal", st.ToString());
+      // The text may name files, SQL or library errors: it goes to the log,
+      // the client gets the generic message.
+      spdlog::error("internal error: {}", st.ToString());
+      Fail(500, "internal", "internal error; see the bunkerd log");
   }
 }
 
@@ -112,6 +116,35 @@ constexpr const char* kLabelRule =
     "must be a Kubernetes name: 1-63 characters of a-z, 0-9, '-', starting and ending with a "
     "letter or digit";
 
+// Bodies nest at most this deep: nothing in the API needs more, and it keeps
+// recursive JSON operations (merge-patch, dump) far from the stack's end.
+constexpr size_t kMaxJsonDepth = 32;
+
+// The deepest nesting of arrays and objects in JSON text (brackets inside
+// strings do not count). Runs before parsing, so it bounds the work too.
+size_t NestingDepth(std::string_view text) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 // Reads a JSON object body against a fixed set of fields. Every problem is
 // collected per field; Done() throws one 400 naming them all.
 class Fields {
@@ -131,6 +164,10 @@ class Fields {
   static json ParseBody(const std::string& body) {
     if (body.empty()) {
       Fail(400, "invalid_argument", "a JSON object body is required");
+    }
+    if (NestingDepth(body) > kMaxJsonDepth) {
+      Fail(400, "invalid_argument",
+           "the request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     }
     json obj = json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (obj.is_discarded()) {
@@ -335,10 +372,16 @@ std::optional<int64_t> ParseId(std::string_view s) {
   return v;
 }
 
+// JSON text of `j`. Strings that came from the request line (path segments,
+// query values) may hold bytes that are not UTF-8; they are replaced (U+FFFD)
+// rather than making dump() throw, so echoing them in a message never turns
+// into a 500.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 ApiResponse Json(int status, const json& body) {
   ApiResponse r;
   r.status = status;
-  r.body = body.dump();
+  r.body = Dump(body);
   return r;
 }
 
@@ -759,6 +802,9 @@ class Routes {
               "access_key_id and secret_access_key go together");
     }
     f.Done();
+    if (p.role != auth::Role::kAdmin && backend::ParseLocationUrl(url)->scheme == "file") {
+      url = FileUrlWithinRoots(backend::ParseLocationUrl(url)->path);
+    }
     options.s3_endpoint = endpoint.value_or("");
     options.s3_region = region.value_or("");
 
@@ -788,14 +834,53 @@ class Routes {
     if (repo_password) {
       secrets["repository_password"] = *repo_password;
     }
-    store::LocationRecord rec{0, name, type, url, config.dump(), {}, p.user_id, now_};
+    store::LocationRecord rec{0, name, type, url, Dump(config), {}, p.user_id, now_};
     // Sealed with the name as associated data (the id is not known yet);
     // names are unique and never change.
     if (!secrets.empty()) {
-      rec.sealed_secrets = Must(secrets_->Seal(secrets.dump(), "backup-location/" + name));
+      rec.sealed_secrets = Must(secrets_->Seal(Dump(secrets), "backup-location/" + name));
     }
     rec.id = Must(store_->CreateLocation(rec));
     return Json(201, LocationJson(rec, Access::kOwner));
+  }
+
+  // For a user who is not an admin: the file:// URL of `path` once symlinks
+  // and ".." are resolved, when that is inside one of file_location_roots;
+  // 403 naming the field otherwise (always when there are no roots).
+  std::string FileUrlWithinRoots(const std::string& path) {
+    auto components = [](const std::filesystem::path& p) {
+      std::vector<std::string> out;
+      for (const std::filesystem::path& c : p) {
+        if (!c.empty() && c != "/") {
+          out.push_back(c.string());
+        }
+      }
+      return out;
+    };
+    std::string why;
+    if (options_.file_location_roots.empty()) {
+      why =
+          "file:// backup locations are for admins only (an admin may open directories to all "
+          "users with file_location_roots in bunkerd.yaml)";
+    } else {
+      std::error_code ec;
+      std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ec);
+      std::vector<std::string> have = components(resolved);
+      std::string roots;
+      for (const std::string& root : options_.file_location_roots) {
+        std::error_code root_ec;
+        std::vector<std::string> want =
+            components(std::filesystem::weakly_canonical(root, root_ec));
+        if (!ec && !root_ec && want.size() <= have.size() &&
+            std::equal(want.begin(), want.end(), have.begin())) {
+          return "file://" + resolved.string();
+        }
+        roots += (roots.empty() ? "" : ", ") + root;
+      }
+      why = "file:// backup locations must be inside one of " + roots +
+            " (file_location_roots in bunkerd.yaml), after resolving symlinks and \"..\"";
+    }
+    Fail(403, "permission_denied", "url: " + why, json{{"fields", {{"url", why}}}});
   }
 
   ApiResponse GetLocation(const Principal& p, std::string_view id) {
@@ -1580,10 +1665,10 @@ class Routes {
         status["bytes_new"] = 0;
       }
     }
-    o.spec_json = spec.dump();
-    o.status_json = status.dump();
+    o.spec_json = Dump(spec);
+    o.status_json = Dump(status);
     if (!secrets.empty()) {
-      o.sealed_secrets = Must(secrets_->Seal(secrets.dump(), SecretAad(kind, name)));
+      o.sealed_secrets = Must(secrets_->Seal(Dump(secrets), SecretAad(kind, name)));
     }
     o.id = Must(store_->CreateObject(kind, o));
     if (store::KindHasState(kind)) {
@@ -1660,14 +1745,14 @@ class Routes {
     std::map<std::string, int64_t> refs;
     json spec = BuildSpec(kind, f, &secrets, &refs);
     f.Done();
-    o.spec_json = spec.dump();
+    o.spec_json = Dump(spec);
     o.updated_at = now_;
     if (!secrets.empty()) {
-      o.sealed_secrets = Must(secrets_->Seal(secrets.dump(), SecretAad(kind, o.name)));
+      o.sealed_secrets = Must(secrets_->Seal(Dump(secrets), SecretAad(kind, o.name)));
     }
     if (kind == store::Kind::kCluster &&
         (patch.contains("kubeconfig") || patch.contains("context"))) {
-      o.status_json = ProbeCluster(secrets["kubeconfig"].get<std::string>(), spec).dump();
+      o.status_json = Dump(ProbeCluster(secrets["kubeconfig"].get<std::string>(), spec));
     }
     Must(store_->UpdateObject(kind, o));
     if (store::KindHasState(kind) && old_name != o.name) {
@@ -1689,7 +1774,7 @@ class Routes {
     json secrets = json::parse(
         Must(secrets_->Open(o.sealed_secrets, SecretAad(store::Kind::kCluster, o.name))), nullptr,
         false);
-    o.status_json = ProbeCluster(secrets.value("kubeconfig", std::string()), spec).dump();
+    o.status_json = Dump(ProbeCluster(secrets.value("kubeconfig", std::string()), spec));
     o.updated_at = now_;
     Must(store_->UpdateObject(store::Kind::kCluster, o));
     return Json(200, ObjectJson(store::Kind::kCluster, o, a));
@@ -1796,13 +1881,35 @@ ApiResponse ApiHandler::Handle(const ApiRequest& request) {
     response = ErrorResponse(500, "internal", "internal error; see the bunkerd log");
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (metrics_ != nullptr) {
-    metrics_->RecordRequest(request.method, ctx.route, response.status, seconds);
-  }
-  spdlog::info("{} {} {} {:.1f}ms user={} remote={}", request.method, ctx.path, response.status,
-               seconds * 1000, ctx.who ? ctx.who->name : "-",
-               request.remote.empty() ? "-" : request.remote);
+  Record(request.method, ctx.path, ctx.route, response.status, seconds,
+         ctx.who ? ctx.who->name : "-", request.remote);
   return response;
+}
+
+namespace {
+
+// The method as a metrics label: the methods HTTP defines, anything else
+// "other", so clients cannot create series at will.
+std::string MethodLabel(const std::string& m) {
+  for (const char* known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (m == known) {
+      return m;
+    }
+  }
+  return m.empty() || m == "-" ? "-" : "other";
+}
+
+}  // namespace
+
+void ApiHandler::Record(const std::string& method, const std::string& path,
+                        const std::string& route, int status, double seconds,
+                        const std::string& user, const std::string& remote) {
+  if (metrics_ != nullptr) {
+    metrics_->RecordRequest(MethodLabel(method), route, status, seconds);
+  }
+  spdlog::info("{} {} {} {:.1f}ms user={} remote={}", method.empty() ? "-" : method,
+               path.empty() ? "-" : path, status, seconds * 1000, user,
+               remote.empty() ? "-" : remote);
 }
 
 namespace {
@@ -1817,6 +1924,19 @@ struct RouteDef {
   std::string method;
   std::string pattern;  // "/api/v1/backups/{id}/grants"
   RouteFn fn;
+  bool may_block = false;  // see ApiHandler::MayBlock (set from kBlockingRoutes)
+};
+
+// Routes that hash passwords (scrypt: tens of milliseconds and 32 MiB each)
+// or probe clusters and storage (network round trips, up to a timeout).
+const std::vector<std::pair<std::string, std::string>> kBlockingRoutes = {
+    {"POST", "/api/v1/login"},
+    {"POST", "/api/v1/users"},
+    {"PATCH", "/api/v1/users/{id}"},
+    {"POST", "/api/v1/backup-locations"},
+    {"POST", "/api/v1/clusters"},
+    {"PATCH", "/api/v1/clusters/{id}"},
+    {"POST", "/api/v1/clusters/{id}/probe"},
 };
 
 // Adds the list/create/get/patch/delete and grants routes of one ownable
@@ -1915,6 +2035,10 @@ const std::vector<RouteDef>& RouteTable() {
         {"GET", "/api/v1/backups/{id}/logs",
          [](Routes& r, const Principal& p, const Args& a) { return r.BackupLogs(p, a[0]); }});
     AddOwnable(t, "/api/v1/restores", store::Kind::kRestore);
+    for (RouteDef& def : t) {
+      def.may_block = std::find(kBlockingRoutes.begin(), kBlockingRoutes.end(),
+                                std::pair{def.method, def.pattern}) != kBlockingRoutes.end();
+    }
     return t;
   }();
   return table;
@@ -1937,7 +2061,44 @@ bool Match(const std::string& pattern, const std::vector<std::string_view>& seg,
   return true;
 }
 
+// The route `method` `path` goes to (nullptr when none), and the template of
+// the path's route for metrics ("unmatched" when no route has that path).
+const RouteDef* FindRoute(const std::string& method, std::string_view path, std::string* route) {
+  std::vector<std::string_view> seg = SplitPath(path);
+  *route = "unmatched";
+  Args args;
+  for (const RouteDef& def : RouteTable()) {
+    if (Match(def.pattern, seg, &args)) {
+      *route = def.pattern;
+      if (def.method == method) {
+        return &def;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::string_view PathOf(const std::string& target) {
+  return std::string_view(target).substr(0, target.find('?'));
+}
+
 }  // namespace
+
+bool ApiHandler::MayBlock(const ApiRequest& request) const {
+  std::string route;
+  const RouteDef* def = FindRoute(request.method, PathOf(request.target), &route);
+  return def != nullptr && def->may_block;
+}
+
+void ApiHandler::RecordServerResponse(const std::string& method, const std::string& target,
+                                      int status, double seconds, const std::string& remote) {
+  std::string path(PathOf(target));
+  std::string route = "unmatched";
+  if (!path.empty()) {
+    FindRoute(method, path, &route);
+  }
+  Record(method, path, route, status, seconds, "-", remote);
+}
 
 std::vector<std::pair<std::string, std::string>> ApiRoutes() {
   std::vector<std::pair<std::string, std::string>> out;

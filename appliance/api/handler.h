@@ -43,9 +43,16 @@ struct HandlerOptions {
   int login_max_failures = 5;
   std::chrono::seconds login_failure_window{300};
   // The cluster status probe (GET /version); empty: kube::ProbeVersion with
-  // cluster_probe_timeout. Runs on the request thread, bounded by the timeout.
+  // cluster_probe_timeout. Runs on the calling thread, bounded by the
+  // timeout (the server calls routes that probe on its worker pool; see
+  // MayBlock).
   kube::ClusterProber cluster_prober;
   std::chrono::milliseconds cluster_probe_timeout{std::chrono::seconds(5)};
+  // file:// backup locations: admins may create them anywhere bunkerd can
+  // write; other users only inside one of these directories (compared after
+  // resolving symlinks and "..", and the location then stores the resolved
+  // path). Empty: file:// locations are for admins only.
+  std::vector<std::string> file_location_roots;
 };
 
 class ApiHandler {
@@ -57,6 +64,19 @@ class ApiHandler {
 
   ApiResponse Handle(const ApiRequest& request);
 
+  // True when answering `request` may take long on the calling thread:
+  // password hashing (login, creating a user, changing a password) and
+  // probes of clusters and storage. The server answers those on a small
+  // worker pool so its network threads only do I/O. Cheap (a route match).
+  bool MayBlock(const ApiRequest& request) const;
+
+  // Logs and counts, like any request Handle() answers, a response the
+  // server wrote without calling Handle(): 400 malformed HTTP, 408 slow
+  // client, 413/431 too large, 503 busy. `method` and `target` are empty
+  // when the request line was not read; the user is always "-".
+  void RecordServerResponse(const std::string& method, const std::string& target, int status,
+                            double seconds, const std::string& remote);
+
   // /readyz answers 200 only while ready (set by bunkerd once serving, cleared
   // when shutting down).
   void SetReady(bool ready) { ready_ = ready; }
@@ -65,6 +85,8 @@ class ApiHandler {
 
  private:
   ApiResponse Dispatch(Context& ctx);
+  void Record(const std::string& method, const std::string& path, const std::string& route,
+              int status, double seconds, const std::string& user, const std::string& remote);
 
   store::Store* const store_;
   const auth::SecretBox* const secrets_;

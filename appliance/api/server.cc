@@ -5,8 +5,10 @@
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -29,6 +31,10 @@ struct HttpsServer::Impl {
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
+  // Runs the requests that may block (declared after `ioc`: destroyed first,
+  // so sessions held by jobs it never ran still find their io_context).
+  std::unique_ptr<net::thread_pool> workers;
+  std::atomic<size_t> queued_blocking{0};  // posted to `workers`, not started yet
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopped{false};
   uint16_t port = 0;
@@ -79,9 +85,33 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
+    read_start_ = std::chrono::steady_clock::now();
     beast::get_lowest_layer(stream_).expires_after(server_->options.read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  double Seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start_).count();
+  }
+
+  // Logs and counts an answer the server gives itself (no handler call),
+  // naming the request when its header was read.
+  void RecordOwn(int status) {
+    std::string method;
+    std::string target;
+    if (parser_ && parser_->is_header_done()) {
+      method = std::string(parser_->get().method_string());
+      target = std::string(parser_->get().target());
+    }
+    server_->handler->RecordServerResponse(method, target, status, Seconds(), remote_);
+  }
+
+  // Answers with `res` (which the server made itself) and closes.
+  void AnswerOwn(ApiResponse res) {
+    RecordOwn(res.status);
+    unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
+    Send(std::move(res), /*close=*/true, version);
   }
 
   void OnRead(beast::error_code ec, std::size_t) {
@@ -89,10 +119,23 @@ class Session : public std::enable_shared_from_this<Session> {
       return DoClose();
     }
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      return Send(LimitResponse(ec, server_->options.max_body_bytes), /*close=*/true, 11);
+      return AnswerOwn(LimitResponse(ec, server_->options.max_body_bytes));
+    }
+    if (ec == beast::error::timeout) {
+      // The stream closed the socket: nothing can be answered. A request
+      // that had begun is logged as 408; an idle keep-alive connection is not.
+      if (buffer_.size() > 0 || (parser_ && parser_->got_some())) {
+        RecordOwn(408);
+      }
+      return;
+    }
+    if (ec && ec.category() == beast::http::make_error_code(http::error::bad_method).category() &&
+        ec != http::error::partial_message) {
+      return AnswerOwn(
+          ErrorResponse(400, "bad_request", "the request is not valid HTTP/1.1: " + ec.message()));
     }
     if (ec) {
-      return;  // timeout or reset
+      return;  // reset, or the client went away mid-request
     }
     http::request<http::string_body>& req = parser_->get();
     ApiRequest api;
@@ -107,10 +150,33 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     api.body = std::move(req.body());
     api.remote = remote_;
+    const bool close = !req.keep_alive();
+    const unsigned version = req.version();
+    if (!server_->handler->MayBlock(api)) {
+      server_->in_flight++;
+      ApiResponse res = server_->handler->Handle(api);
+      server_->in_flight--;
+      return Send(std::move(res), close || server_->stopped, version);
+    }
+    if (server_->queued_blocking.fetch_add(1) >= server_->options.max_queued_blocking) {
+      server_->queued_blocking--;
+      ApiResponse busy =
+          ErrorResponse(503, "busy", "too many slow requests (logins, probes) are waiting; retry");
+      busy.headers.emplace_back("Retry-After", "1");
+      RecordOwn(503);
+      return Send(std::move(busy), close || server_->stopped, version);
+    }
     server_->in_flight++;
-    ApiResponse res = server_->handler->Handle(api);
-    server_->in_flight--;
-    Send(std::move(res), !req.keep_alive() || server_->stopped, req.version());
+    net::post(*server_->workers,
+              [self = shared_from_this(), api = std::move(api), close, version]() mutable {
+                self->server_->queued_blocking--;
+                ApiResponse res = self->server_->handler->Handle(api);
+                net::post(self->stream_.get_executor(),
+                          [self, res = std::move(res), close, version]() mutable {
+                            self->server_->in_flight--;
+                            self->Send(std::move(res), close || self->server_->stopped, version);
+                          });
+              });
   }
 
   void Send(ApiResponse api, bool close, unsigned version) {
@@ -156,6 +222,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   std::string remote_;
+  std::chrono::steady_clock::time_point read_start_;
 };
 
 }  // namespace
@@ -216,6 +283,7 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const ServerOptions& opt
                    ec.message());
   }
   impl->port = impl->acceptor.local_endpoint().port();
+  impl->workers = std::make_unique<net::thread_pool>(std::max(1, options.worker_threads));
   impl->Accept();
   for (int i = 0; i < std::max(1, options.threads); ++i) {
     impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
@@ -239,6 +307,10 @@ void HttpsServer::Stop(std::chrono::milliseconds grace) {
   for (std::thread& t : impl_->threads) {
     t.join();
   }
+  // Jobs not started are dropped; one running finishes (its response is
+  // posted to the stopped io_context and never written).
+  impl_->workers->stop();
+  impl_->workers->join();
 }
 
 }  // namespace bunker::api

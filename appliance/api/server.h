@@ -5,12 +5,24 @@
 // only file that includes Asio/Beast is server.cc.
 //
 // Limits: TLS ≥ 1.2; request bodies above max_body_bytes get 413 and the
-// connection is closed; headers above max_header_bytes get 431; a client that
-// stalls a handshake or a request for longer than read_timeout is dropped.
+// connection is closed; headers above max_header_bytes get 431; a request
+// that is not HTTP gets 400; a client that stalls a handshake or a request
+// for longer than read_timeout is dropped (a request it had begun is logged
+// and counted as 408; the connection is closed without an answer, as the
+// stream is gone). These answers are logged and counted like any other
+// (ApiHandler::RecordServerResponse).
+//
+// Threads: `threads` network threads do only TLS and HTTP I/O and answer
+// quick requests; requests that may block (ApiHandler::MayBlock: password
+// hashing, cluster and storage probes) run on a pool of `worker_threads`,
+// and their response is written back on the connection's strand. At most
+// `max_queued_blocking` of those wait for a worker; beyond that the server
+// answers 503 with Retry-After (a flood of logins cannot pile up without
+// bound).
 //
 // Ownership: borrows the handler, which must outlive the server.
-// Thread-safety: Start/Stop from one thread; the server runs `threads` threads
-// of its own, which call the handler concurrently.
+// Thread-safety: Start/Stop from one thread; the server runs `threads` +
+// `worker_threads` threads of its own, which call the handler concurrently.
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +43,8 @@ struct ServerOptions {
   size_t max_header_bytes = 16 << 10;
   std::chrono::seconds read_timeout{30};
   int threads = 4;
+  int worker_threads = 2;
+  size_t max_queued_blocking = 256;
 };
 
 class HttpsServer {
@@ -44,7 +58,9 @@ class HttpsServer {
   uint16_t port() const;
 
   // Stops accepting, lets requests in flight finish (up to `grace`), then
-  // closes every connection and joins the threads. Idempotent.
+  // closes every connection and joins the threads. A worker busy past the
+  // grace (a probe still waiting for its timeout) is joined too, so Stop
+  // can take up to the probe timeout longer. Idempotent.
   void Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
   struct Impl;

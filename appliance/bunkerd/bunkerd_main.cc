@@ -185,11 +185,18 @@ int Serve(const Config& config) {
   }
   server_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   server_options.threads = static_cast<int>(config.threads);
+  server_options.worker_threads = static_cast<int>(config.worker_threads);
+  server_options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
 
   api::Metrics metrics;
   api::HandlerOptions handler_options;
   handler_options.token_ttl = std::chrono::hours(config.token_ttl_hours);
   handler_options.max_body_bytes = server_options.max_body_bytes;
+  handler_options.cluster_probe_timeout =
+      std::chrono::seconds(config.cluster_probe_timeout_seconds);
+  handler_options.login_max_failures = static_cast<int>(config.login_max_failures);
+  handler_options.login_failure_window = std::chrono::seconds(config.login_failure_window_seconds);
+  handler_options.file_location_roots = config.file_location_roots;
   api::ApiHandler handler(store->get(), box->get(), &metrics, nullptr, handler_options);
 
   auto server = api::HttpsServer::Start(server_options, &handler);

@@ -27,6 +27,21 @@ Status ReadInt(const YAML::Node& v, const std::string& key, int64_t min, int64_t
   return Status::Ok();
 }
 
+// A list of absolute directory paths.
+Status ReadDirList(const YAML::Node& v, const std::string& key, std::vector<std::string>* out) {
+  if (!v.IsSequence() && !v.IsNull()) {
+    return InvalidArgument(key + ": must be a list of absolute directory paths");
+  }
+  out->clear();
+  for (const YAML::Node& item : v) {
+    if (!item.IsScalar() || item.as<std::string>().empty() || item.as<std::string>()[0] != '/') {
+      return InvalidArgument(key + ": every entry must be an absolute directory path");
+    }
+    out->push_back(item.as<std::string>());
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status LoadConfigFile(const std::string& path, Config* c) {
@@ -67,6 +82,18 @@ Status LoadConfigFile(const std::string& path, Config* c) {
       st = ReadInt(v, key, 1024, int64_t{64} << 20, &c->max_body_bytes);
     } else if (key == "threads") {
       st = ReadInt(v, key, 1, 256, &c->threads);
+    } else if (key == "worker_threads") {
+      st = ReadInt(v, key, 1, 64, &c->worker_threads);
+    } else if (key == "read_timeout_seconds") {
+      st = ReadInt(v, key, 1, 3600, &c->read_timeout_seconds);
+    } else if (key == "cluster_probe_timeout_seconds") {
+      st = ReadInt(v, key, 1, 300, &c->cluster_probe_timeout_seconds);
+    } else if (key == "login_max_failures") {
+      st = ReadInt(v, key, 1, 1000, &c->login_max_failures);
+    } else if (key == "login_failure_window_seconds") {
+      st = ReadInt(v, key, 1, 86400, &c->login_failure_window_seconds);
+    } else if (key == "file_location_roots") {
+      st = ReadDirList(v, key, &c->file_location_roots);
     } else {
       st = InvalidArgument(key + ": unknown key");
     }

@@ -10,12 +10,20 @@
 //   tls_key: /etc/bunker/tls.key
 //   token_ttl_hours: 24
 //   max_body_bytes: 1048576
-//   threads: 4
+//   threads: 4            # network threads (TLS and HTTP I/O, quick requests)
+//   worker_threads: 2     # password hashing and cluster/storage probes
+//   read_timeout_seconds: 30          # a stalled handshake or request is dropped
+//   cluster_probe_timeout_seconds: 5  # GET /version of a cluster
+//   login_max_failures: 5             # failed logins per user and address ...
+//   login_failure_window_seconds: 300 # ... within this window, then 429
+//   file_location_roots: []  # where users who are not admins may create
+//                            # file:// locations; empty: admins only
 //   log_level: info
 //   log_target: auto   # journal | stderr | auto (journal when JOURNAL_STREAM is set)
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "nodeagent/core/util/status.h"
 
@@ -29,6 +37,12 @@ struct Config {
   int64_t token_ttl_hours = 24;
   int64_t max_body_bytes = 1 << 20;
   int64_t threads = 4;
+  int64_t worker_threads = 2;
+  int64_t read_timeout_seconds = 30;
+  int64_t cluster_probe_timeout_seconds = 5;
+  int64_t login_max_failures = 5;
+  int64_t login_failure_window_seconds = 300;
+  std::vector<std::string> file_location_roots;  // absolute directories
   std::string log_level = "info";
   std::string log_target = "auto";
 };

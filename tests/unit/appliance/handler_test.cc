@@ -38,6 +38,7 @@ class HandlerTest : public ::testing::Test {
     box_ = std::make_unique<auth::SecretBox>(key);
     HandlerOptions options;
     options.max_body_bytes = 64 << 10;
+    options.file_location_roots = {dir_.path().string()};
     handler_ = std::make_unique<ApiHandler>(store_.get(), box_.get(), &metrics_, nullptr, options,
                                             [this] { return now_; });
     handler_->SetReady(true);
