@@ -71,7 +71,7 @@ if ((debian_debs)); then
   (cd "$out/deb-cache" && for p in "${needed[@]}"; do
     v=$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')
     ls "${p}_"*.deb >/dev/null 2>&1 && dpkg-deb -f "$(ls "${p}_"*.deb | head -1)" Version | grep -qxF "$v" ||
-      { rm -f "${p}_"*.deb; apt-get download -qq "$p=$v"; }
+      { rm -f "${p}_"*.deb; apt-get download -qq -o APT::Sandbox::User=root "$p=$v"; }
   done)
   for p in "${needed[@]}"; do cp "$out/deb-cache/${p}_"*.deb "$dir/debs/debian/"; done
 fi

@@ -75,6 +75,9 @@ if [[ -n "$registry" && ! "$registry" =~ ^[A-Za-z0-9.-]+(:[0-9]+)?$|^\[[0-9a-fA-
   die "--registry must be HOST or HOST:PORT, got \"$registry\""
 fi
 
+set -E
+trap 'echo "install: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
+
 # Runs (or, with --dry-run, only prints) one step's command.
 run() {
   printf '+ %s\n' "$*"
@@ -155,7 +158,8 @@ for deb in debs/debian/*.deb; do
   [[ -f "$deb" ]] || continue
   pkg=$(dpkg-deb -f "$deb" Package)
   ver=$(dpkg-deb -f "$deb" Version)
-  have=$(dpkg-query -W -f='${Status} ${Version}' "$pkg" 2>/dev/null | sed -n 's/^install ok installed //p')
+  have=$( (dpkg-query -W -f='${Status} ${Version}' "$pkg" 2>/dev/null || true) |
+    sed -n 's/^install ok installed //p')
   if [[ -n "$have" ]] && dpkg --compare-versions "$have" ge "$ver"; then
     echo "  $pkg $have already installed (bundle has $ver): kept"
     continue
@@ -205,13 +209,19 @@ else
       fi
     fi
   fi
-  # bunkerd runs as bunker and reads the password from a pipe, so the file
-  # stays readable by root only.
-  printf '+ %s\n' "runuser -u bunker -- bunkerd init --data-dir /var/lib/bunker --admin-password-file /dev/stdin < $admin_password_file"
+  # bunkerd init runs as bunker: it reads a private copy owned by bunker
+  # (mode 0600, deleted at once), so the password file stays root's.
+  printf '+ %s\n' "runuser -u bunker -- bunkerd init --data-dir /var/lib/bunker --admin-password-file <copy of $admin_password_file>"
   if ((!dry_run)); then
-    runuser -u bunker -- /usr/bin/bunkerd init --data-dir /var/lib/bunker \
-      --admin-password-file /dev/stdin <"$admin_password_file" ||
+    pwcopy=$(mktemp)
+    cat "$admin_password_file" >"$pwcopy"
+    chown bunker:bunker "$pwcopy"
+    if ! runuser -u bunker -- /usr/bin/bunkerd init --data-dir /var/lib/bunker \
+        --admin-password-file "$pwcopy"; then
+      rm -f "$pwcopy"
       die "bunkerd init failed"
+    fi
+    rm -f "$pwcopy"
   fi
   echo "  admin user: admin, password in $admin_password_file"
 fi

@@ -33,7 +33,9 @@ fi
 
 pkgs=()
 for p in bunkerd bunker-agent bunkerctl; do
-  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qE 'installed|config-files'; then
+  # Anything but "not-installed" (installed, config-files, half-installed…).
+  state=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  if [[ -n "$state" && "$state" != not-installed ]]; then
     pkgs+=("$p")
   fi
 done

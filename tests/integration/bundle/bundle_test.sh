@@ -108,7 +108,7 @@ chroot "$root" dpkg-query -W -f='${Package} ${Version} ${Status}\n' bunkerd bunk
   tee "$work/packages"
 [[ $(grep -c 'install ok installed' "$work/packages") -eq 4 ]] || { echo "FAIL: packages" >&2; exit 1; }
 chroot "$root" getent passwd bunker
-stat -c '%n %U:%G %a' "$root/var/lib/bunker" "$root/etc/bunker" "$root/etc/bunker/tls.key"
+chroot "$root" stat -c '%n %U:%G %a' /var/lib/bunker /etc/bunker /etc/bunker/tls.key
 
 log "images in the registry"
 for image in bunkerd bunker-agent; do
