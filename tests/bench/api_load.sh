@@ -50,7 +50,10 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 printf 'load-admin-password\n' >"$WORK/admin.pw"
 mkdir -p "$WORK/locations" "$BUILD_DIR/bench"
 "$BUNKERD" init --data-dir "$WORK/data" --admin-password-file "$WORK/admin.pw" >"$WORK/bunkerd.log" 2>&1
-"$BUNKERD" serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" >>"$WORK/bunkerd.log" 2>&1 &
+# Users who are not admins may create file:// locations only under these roots.
+printf 'file_location_roots: ["%s"]\n' "$WORK/locations" >"$WORK/bunkerd.yaml"
+"$BUNKERD" serve --config "$WORK/bunkerd.yaml" --data-dir "$WORK/data" \
+    --listen "127.0.0.1:$PORT" >>"$WORK/bunkerd.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 600); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
