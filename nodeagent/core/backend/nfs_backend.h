@@ -52,7 +52,7 @@ struct NfsBackendOptions {
   // returns Unavailable.
   std::chrono::milliseconds retry_window{30'000};
   uint64_t io_size = 1 << 20;  // bytes per READ/WRITE call (capped by the server)
-  int io_depth = 8;            // READ/WRITE calls in flight per operation
+  int io_depth = 4;            // READ/WRITE calls in flight per operation
 };
 
 class NfsBackend final : public Backend {

@@ -28,14 +28,15 @@ Status PackWriter::FirstError() {
 }
 
 AlignedBytes PackWriter::TakeBuffer() {
-  {
-    std::lock_guard lock(free_mu_);
-    if (!free_.empty()) {
-      AlignedBytes b = std::move(free_.back());
-      free_.pop_back();
-      return b;
-    }
+  std::unique_lock lock(free_mu_);
+  free_cv_.wait(lock, [this] { return !free_.empty() || buffers_ < MaxBuffers() || failed_; });
+  if (!free_.empty()) {
+    AlignedBytes b = std::move(free_.back());
+    free_.pop_back();
+    return b;
   }
+  ++buffers_;  // beyond the budget only after a failure, to unblock the caller
+  lock.unlock();
   // Room for a full pack, its last blob (up to a 1 MiB chunk, or bigger file
   // chunks, for which the buffer grows once) and its trailer.
   return AlignedBytes(options_.target_size + (1 << 20) + (64 << 10));
@@ -43,10 +44,11 @@ AlignedBytes PackWriter::TakeBuffer() {
 
 void PackWriter::RecycleBuffer(AlignedBytes b) {
   b.clear();
-  std::lock_guard lock(free_mu_);
-  if (free_.size() < options_.max_pending + static_cast<size_t>(options_.uploaders)) {
+  {
+    std::lock_guard lock(free_mu_);
     free_.push_back(std::move(b));
   }
+  free_cv_.notify_one();
 }
 
 Status PackWriter::Add(const BlobEntry& entry, ByteSpan stored) {
@@ -58,10 +60,10 @@ Status PackWriter::Add(const BlobEntry& entry, ByteSpan stored) {
   current_.Append(stored);
   current_blobs_.push_back(e);
   if (current_.size() < options_.target_size) return Status::Ok();
-  return SealCurrentLocked();
+  return SealCurrentLocked(/*take_next=*/true);
 }
 
-Status PackWriter::SealCurrentLocked() {
+Status PackWriter::SealCurrentLocked(bool take_next) {
   if (current_blobs_.empty()) return Status::Ok();
   Bytes trailer;
   RETURN_IF_ERROR(codec_->Seal(kAadTrailer, EncodeTrailer(current_blobs_), &trailer));
@@ -72,37 +74,39 @@ Status PackWriter::SealCurrentLocked() {
   // is random); the blobs are protected by their own tags and ids.
   Pending p{crypto::Sha256(trailer), std::move(current_), std::move(current_blobs_)};
   current_blobs_.clear();
-  // The next buffer is taken after the push: while it waits for a free slot,
-  // an upload can finish and hand its buffer back, so at most
-  // 1 + max_pending + uploaders pack buffers ever exist.
-  const bool pushed = queue_.Push(std::move(p));
-  current_ = TakeBuffer();
-  if (!pushed) {
+  if (!queue_.Push(std::move(p))) {
     Status st = FirstError();
     return st.ok() ? Aborted("pack upload stopped") : st;
   }
+  // Waits, when the budget is spent, for an upload to hand its buffer back.
+  if (take_next) current_ = TakeBuffer();
   return Status::Ok();
 }
 
 void PackWriter::UploadLoop() {
   while (std::optional<Pending> p = queue_.Pop()) {
-    if (failed_) continue;  // drain without uploading
+    if (failed_) {  // drain without uploading
+      RecycleBuffer(std::move(p->data));
+      continue;
+    }
     const ObjectId& id = p->id;
     Status st = Failpoint("pack.before_put");
     if (st.ok()) st = repo_->backend()->Put(PackName(id), p->data.span());
     if (st.ok()) st = Failpoint("pack.after_put");
-    std::lock_guard lock(done_mu_);
-    if (!st.ok()) {
-      if (error_.ok()) error_ = st.Annotate("upload pack " + ShortHex(id));
-      failed_ = true;
-      continue;
+    {
+      std::lock_guard lock(done_mu_);
+      if (st.ok()) {
+        PackEntries entries{id, std::move(p->blobs)};
+        repo_->index().AddPack(entries);
+        bytes_uploaded_ += p->data.size();
+        ++packs_uploaded_;
+        done_.push_back(std::move(entries));
+      } else {
+        if (error_.ok()) error_ = st.Annotate("upload pack " + ShortHex(id));
+        failed_ = true;
+      }
     }
-    PackEntries entries{id, std::move(p->blobs)};
-    repo_->index().AddPack(entries);
-    bytes_uploaded_ += p->data.size();
-    ++packs_uploaded_;
-    done_.push_back(std::move(entries));
-    RecycleBuffer(std::move(p->data));
+    RecycleBuffer(std::move(p->data));  // also wakes a TakeBuffer after a failure
   }
 }
 
@@ -110,7 +114,7 @@ Result<std::vector<PackEntries>> PackWriter::Finish() {
   {
     std::lock_guard lock(mu_);
     if (!failed_) {
-      Status st = SealCurrentLocked();
+      Status st = SealCurrentLocked(/*take_next=*/false);
       if (!st.ok()) return st;
     }
   }

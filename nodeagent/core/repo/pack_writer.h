@@ -7,12 +7,15 @@
 // for the index file that commits the backup.
 //
 // Pack buffers are 4 KiB-aligned (so a file backend can write them with
-// O_DIRECT) and recycled: at most 1 + max_pending + uploaders of them exist,
-// each reused for the next pack without new page faults.
+// O_DIRECT) and recycled without new page faults. At most uploaders + 1 of
+// them exist (one filling, the others queued or uploading): sealing a pack
+// waits for an upload to finish when all are in use. That budget, not the
+// queue, is what bounds a backup's pack memory.
 //
 // Thread-safety: Add may be called from many threads. Flush/Finish from one.
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -53,11 +56,13 @@ class PackWriter {
     AlignedBytes data;
     std::vector<BlobEntry> blobs;
   };
-  Status SealCurrentLocked();  // requires mu_
+  // Requires mu_. take_next: a buffer for the next pack (not at Finish).
+  Status SealCurrentLocked(bool take_next);
   void UploadLoop();
   Status FirstError();
-  AlignedBytes TakeBuffer();           // a recycled buffer, or a new one
+  AlignedBytes TakeBuffer();           // a recycled or new buffer, within the budget
   void RecycleBuffer(AlignedBytes b);  // keeps it for the next pack
+  size_t MaxBuffers() const { return static_cast<size_t>(options_.uploaders) + 1; }
 
   Repository* repo_;
   PackWriterOptions options_;
@@ -68,7 +73,9 @@ class PackWriter {
   BoundedQueue<Pending> queue_;
   std::vector<std::thread> uploaders_;
   std::mutex free_mu_;
-  std::vector<AlignedBytes> free_;  // guarded by free_mu_
+  std::condition_variable free_cv_;  // a buffer was recycled
+  std::vector<AlignedBytes> free_;   // guarded by free_mu_
+  size_t buffers_ = 0;               // guarded by free_mu_; buffers made so far
   std::mutex done_mu_;
   std::vector<PackEntries> done_;  // guarded by done_mu_
   Status error_;                   // guarded by done_mu_
