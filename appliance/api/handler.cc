@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "appliance/auth/access.h"
@@ -1924,19 +1925,19 @@ struct RouteDef {
   std::string method;
   std::string pattern;  // "/api/v1/backups/{id}/grants"
   RouteFn fn;
-  bool may_block = false;  // see ApiHandler::MayBlock (set from kBlockingRoutes)
+  ApiHandler::Work work = ApiHandler::Work::kQuick;  // set from kSlowRoutes
 };
 
-// Routes that hash passwords (scrypt: tens of milliseconds and 32 MiB each)
-// or probe clusters and storage (network round trips, up to a timeout).
-const std::vector<std::pair<std::string, std::string>> kBlockingRoutes = {
-    {"POST", "/api/v1/login"},
-    {"POST", "/api/v1/users"},
-    {"PATCH", "/api/v1/users/{id}"},
-    {"POST", "/api/v1/backup-locations"},
-    {"POST", "/api/v1/clusters"},
-    {"PATCH", "/api/v1/clusters/{id}"},
-    {"POST", "/api/v1/clusters/{id}/probe"},
+// Routes that hash passwords (scrypt) or probe clusters and storage; see
+// ApiHandler::Classify.
+const std::vector<std::tuple<std::string, std::string, ApiHandler::Work>> kSlowRoutes = {
+    {"POST", "/api/v1/login", ApiHandler::Work::kCompute},
+    {"POST", "/api/v1/users", ApiHandler::Work::kCompute},
+    {"PATCH", "/api/v1/users/{id}", ApiHandler::Work::kCompute},
+    {"POST", "/api/v1/backup-locations", ApiHandler::Work::kWait},
+    {"POST", "/api/v1/clusters", ApiHandler::Work::kWait},
+    {"PATCH", "/api/v1/clusters/{id}", ApiHandler::Work::kWait},
+    {"POST", "/api/v1/clusters/{id}/probe", ApiHandler::Work::kWait},
 };
 
 // Adds the list/create/get/patch/delete and grants routes of one ownable
@@ -2036,8 +2037,11 @@ const std::vector<RouteDef>& RouteTable() {
          [](Routes& r, const Principal& p, const Args& a) { return r.BackupLogs(p, a[0]); }});
     AddOwnable(t, "/api/v1/restores", store::Kind::kRestore);
     for (RouteDef& def : t) {
-      def.may_block = std::find(kBlockingRoutes.begin(), kBlockingRoutes.end(),
-                                std::pair{def.method, def.pattern}) != kBlockingRoutes.end();
+      for (const auto& [method, pattern, work] : kSlowRoutes) {
+        if (def.method == method && def.pattern == pattern) {
+          def.work = work;
+        }
+      }
     }
     return t;
   }();
@@ -2084,10 +2088,10 @@ std::string_view PathOf(const std::string& target) {
 
 }  // namespace
 
-bool ApiHandler::MayBlock(const ApiRequest& request) const {
+ApiHandler::Work ApiHandler::Classify(const ApiRequest& request) const {
   std::string route;
   const RouteDef* def = FindRoute(request.method, PathOf(request.target), &route);
-  return def != nullptr && def->may_block;
+  return def != nullptr ? def->work : Work::kQuick;
 }
 
 void ApiHandler::RecordServerResponse(const std::string& method, const std::string& target,

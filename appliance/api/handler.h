@@ -44,8 +44,8 @@ struct HandlerOptions {
   std::chrono::seconds login_failure_window{300};
   // The cluster status probe (GET /version); empty: kube::ProbeVersion with
   // cluster_probe_timeout. Runs on the calling thread, bounded by the
-  // timeout (the server calls routes that probe on its worker pool; see
-  // MayBlock).
+  // timeout (the server calls routes that probe on a worker pool; see
+  // Classify).
   kube::ClusterProber cluster_prober;
   std::chrono::milliseconds cluster_probe_timeout{std::chrono::seconds(5)};
   // file:// backup locations: admins may create them anywhere bunkerd can
@@ -64,11 +64,14 @@ class ApiHandler {
 
   ApiResponse Handle(const ApiRequest& request);
 
-  // True when answering `request` may take long on the calling thread:
-  // password hashing (login, creating a user, changing a password) and
-  // probes of clusters and storage. The server answers those on a small
-  // worker pool so its network threads only do I/O. Cheap (a route match).
-  bool MayBlock(const ApiRequest& request) const;
+  // How long answering `request` may hold the calling thread: kQuick (the
+  // datastore only), kCompute (password hashing: login, creating a user,
+  // changing a password; tens of milliseconds of CPU and 32 MiB each) or
+  // kWait (probes of clusters and storage: network round trips, up to a
+  // timeout). The server answers the last two on small worker pools so its
+  // network threads only do I/O. Cheap (a route match).
+  enum class Work { kQuick, kCompute, kWait };
+  Work Classify(const ApiRequest& request) const;
 
   // Logs and counts, like any request Handle() answers, a response the
   // server wrote without calling Handle(): 400 malformed HTTP, 408 slow

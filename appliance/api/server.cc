@@ -31,10 +31,11 @@ struct HttpsServer::Impl {
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
-  // Runs the requests that may block (declared after `ioc`: destroyed first,
-  // so sessions held by jobs it never ran still find their io_context).
-  std::unique_ptr<net::thread_pool> workers;
-  std::atomic<size_t> queued_blocking{0};  // posted to `workers`, not started yet
+  // Run the slow requests (declared after `ioc`: destroyed first, so
+  // sessions held by jobs they never ran still find their io_context).
+  std::unique_ptr<net::thread_pool> workers;  // ApiHandler::Work::kCompute
+  std::unique_ptr<net::thread_pool> probers;  // ApiHandler::Work::kWait
+  std::atomic<size_t> queued_slow{0};         // posted to a pool, not started yet
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopped{false};
   uint16_t port = 0;
@@ -95,22 +96,31 @@ class Session : public std::enable_shared_from_this<Session> {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start_).count();
   }
 
-  // Logs and counts an answer the server gives itself (no handler call),
-  // naming the request when its header was read.
+  // The request line when it was read (the parser fills it before the
+  // fields, so it is known for 413 and often for 431), else empty.
+  bool RequestLine(std::string* method, std::string* target) const {
+    if (!parser_ || parser_->get().method_string().empty()) {
+      return false;
+    }
+    *method = std::string(parser_->get().method_string());
+    *target = std::string(parser_->get().target());
+    return true;
+  }
+
+  // Logs and counts an answer the server gives itself (no handler call).
   void RecordOwn(int status) {
     std::string method;
     std::string target;
-    if (parser_ && parser_->is_header_done()) {
-      method = std::string(parser_->get().method_string());
-      target = std::string(parser_->get().target());
-    }
+    RequestLine(&method, &target);
     server_->handler->RecordServerResponse(method, target, status, Seconds(), remote_);
   }
 
   // Answers with `res` (which the server made itself) and closes.
   void AnswerOwn(ApiResponse res) {
     RecordOwn(res.status);
-    unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
+    std::string method;
+    std::string target;
+    unsigned version = RequestLine(&method, &target) ? parser_->get().version() : 11;
     Send(std::move(res), /*close=*/true, version);
   }
 
@@ -152,14 +162,15 @@ class Session : public std::enable_shared_from_this<Session> {
     api.remote = remote_;
     const bool close = !req.keep_alive();
     const unsigned version = req.version();
-    if (!server_->handler->MayBlock(api)) {
+    const ApiHandler::Work work = server_->handler->Classify(api);
+    if (work == ApiHandler::Work::kQuick) {
       server_->in_flight++;
       ApiResponse res = server_->handler->Handle(api);
       server_->in_flight--;
       return Send(std::move(res), close || server_->stopped, version);
     }
-    if (server_->queued_blocking.fetch_add(1) >= server_->options.max_queued_blocking) {
-      server_->queued_blocking--;
+    if (server_->queued_slow.fetch_add(1) >= server_->options.max_queued_slow) {
+      server_->queued_slow--;
       ApiResponse busy =
           ErrorResponse(503, "busy", "too many slow requests (logins, probes) are waiting; retry");
       busy.headers.emplace_back("Retry-After", "1");
@@ -167,16 +178,17 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(std::move(busy), close || server_->stopped, version);
     }
     server_->in_flight++;
-    net::post(*server_->workers,
-              [self = shared_from_this(), api = std::move(api), close, version]() mutable {
-                self->server_->queued_blocking--;
-                ApiResponse res = self->server_->handler->Handle(api);
-                net::post(self->stream_.get_executor(),
-                          [self, res = std::move(res), close, version]() mutable {
-                            self->server_->in_flight--;
-                            self->Send(std::move(res), close || self->server_->stopped, version);
-                          });
-              });
+    net::thread_pool& pool =
+        work == ApiHandler::Work::kCompute ? *server_->workers : *server_->probers;
+    net::post(pool, [self = shared_from_this(), api = std::move(api), close, version]() mutable {
+      self->server_->queued_slow--;
+      ApiResponse res = self->server_->handler->Handle(api);
+      net::post(self->stream_.get_executor(),
+                [self, res = std::move(res), close, version]() mutable {
+                  self->server_->in_flight--;
+                  self->Send(std::move(res), close || self->server_->stopped, version);
+                });
+    });
   }
 
   void Send(ApiResponse api, bool close, unsigned version) {
@@ -284,6 +296,7 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const ServerOptions& opt
   }
   impl->port = impl->acceptor.local_endpoint().port();
   impl->workers = std::make_unique<net::thread_pool>(std::max(1, options.worker_threads));
+  impl->probers = std::make_unique<net::thread_pool>(std::max(1, options.probe_threads));
   impl->Accept();
   for (int i = 0; i < std::max(1, options.threads); ++i) {
     impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
@@ -309,8 +322,10 @@ void HttpsServer::Stop(std::chrono::milliseconds grace) {
   }
   // Jobs not started are dropped; one running finishes (its response is
   // posted to the stopped io_context and never written).
-  impl_->workers->stop();
-  impl_->workers->join();
+  for (net::thread_pool* pool : {impl_->workers.get(), impl_->probers.get()}) {
+    pool->stop();
+    pool->join();
+  }
 }
 
 }  // namespace bunker::api

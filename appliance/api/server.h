@@ -13,16 +13,16 @@
 // (ApiHandler::RecordServerResponse).
 //
 // Threads: `threads` network threads do only TLS and HTTP I/O and answer
-// quick requests; requests that may block (ApiHandler::MayBlock: password
-// hashing, cluster and storage probes) run on a pool of `worker_threads`,
-// and their response is written back on the connection's strand. At most
-// `max_queued_blocking` of those wait for a worker; beyond that the server
-// answers 503 with Retry-After (a flood of logins cannot pile up without
-// bound).
+// quick requests (ApiHandler::Classify); password hashing runs on a pool of
+// `worker_threads`, cluster and storage probes on a pool of `probe_threads`
+// (so probes of a silent cluster never hold up logins), and each response is
+// written back on its connection's strand. At most `max_queued_slow`
+// requests wait for a pool thread; beyond that the server answers 503 with
+// Retry-After (a flood of logins cannot pile up without bound).
 //
 // Ownership: borrows the handler, which must outlive the server.
 // Thread-safety: Start/Stop from one thread; the server runs `threads` +
-// `worker_threads` threads of its own, which call the handler concurrently.
+// `worker_threads` + `probe_threads` threads of its own, which call the handler concurrently.
 
 #include <chrono>
 #include <cstdint>
@@ -44,7 +44,8 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{30};
   int threads = 4;
   int worker_threads = 2;
-  size_t max_queued_blocking = 256;
+  int probe_threads = 4;
+  size_t max_queued_slow = 256;
 };
 
 class HttpsServer {

@@ -186,6 +186,7 @@ int Serve(const Config& config) {
   server_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   server_options.threads = static_cast<int>(config.threads);
   server_options.worker_threads = static_cast<int>(config.worker_threads);
+  server_options.probe_threads = static_cast<int>(config.probe_threads);
   server_options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
 
   api::Metrics metrics;

@@ -84,6 +84,8 @@ Status LoadConfigFile(const std::string& path, Config* c) {
       st = ReadInt(v, key, 1, 256, &c->threads);
     } else if (key == "worker_threads") {
       st = ReadInt(v, key, 1, 64, &c->worker_threads);
+    } else if (key == "probe_threads") {
+      st = ReadInt(v, key, 1, 64, &c->probe_threads);
     } else if (key == "read_timeout_seconds") {
       st = ReadInt(v, key, 1, 3600, &c->read_timeout_seconds);
     } else if (key == "cluster_probe_timeout_seconds") {

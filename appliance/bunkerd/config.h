@@ -11,7 +11,8 @@
 //   token_ttl_hours: 24
 //   max_body_bytes: 1048576
 //   threads: 4            # network threads (TLS and HTTP I/O, quick requests)
-//   worker_threads: 2     # password hashing and cluster/storage probes
+//   worker_threads: 2     # password hashing (login, user create, password change)
+//   probe_threads: 4      # cluster and storage probes
 //   read_timeout_seconds: 30          # a stalled handshake or request is dropped
 //   cluster_probe_timeout_seconds: 5  # GET /version of a cluster
 //   login_max_failures: 5             # failed logins per user and address ...
@@ -38,6 +39,7 @@ struct Config {
   int64_t max_body_bytes = 1 << 20;
   int64_t threads = 4;
   int64_t worker_threads = 2;
+  int64_t probe_threads = 4;
   int64_t read_timeout_seconds = 30;
   int64_t cluster_probe_timeout_seconds = 5;
   int64_t login_max_failures = 5;

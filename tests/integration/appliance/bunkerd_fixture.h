@@ -114,7 +114,13 @@ class BunkerdFixture : public ::testing::Test {
     }
   }
 
+  // Starts bunkerd with a bunkerd.yaml that lets users create file://
+  // locations inside the temp dir, plus `config_extra_` (YAML lines).
   void StartServer(std::vector<std::string> extra_args = {}) {
+    ASSERT_TRUE(
+        WriteFile(dir_.path() / "bunkerd.yaml",
+                  "file_location_roots: [\"" + dir_.path().string() + "\"]\n" + config_extra_)
+            .ok());
     auto port = PickFreePort();
     ASSERT_TRUE(port.ok());
     port_ = *port;
@@ -123,8 +129,9 @@ class BunkerdFixture : public ::testing::Test {
     SpawnOptions options;
     options.env = {"NOTIFY_SOCKET=" + (dir_.path() / "notify.sock").string(), "JOURNAL_STREAM"};
     options.log_path = dir_.path() / "bunkerd.log";
-    std::vector<std::string> argv = {Bunkerd(), "serve",    "--data-dir",
-                                     data_,     "--listen", "127.0.0.1:" + std::to_string(port_)};
+    std::vector<std::string> argv = {
+        Bunkerd(),    "serve", "--config", (dir_.path() / "bunkerd.yaml").string(),
+        "--data-dir", data_,   "--listen", "127.0.0.1:" + std::to_string(port_)};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     auto proc = Process::Start(argv, options);
     ASSERT_TRUE(proc.ok()) << proc.status().ToString();
@@ -187,6 +194,7 @@ class BunkerdFixture : public ::testing::Test {
 
   TempDir dir_;
   std::string data_;
+  std::string config_extra_;  // more bunkerd.yaml lines for the next StartServer
   uint16_t port_ = 0;
   std::unique_ptr<NotifyListener> notify_;
   Process server_;

@@ -119,9 +119,14 @@ class BunkerdTest : public ::testing::Test {
     options.env = {"NOTIFY_SOCKET=" + (dir_.path() / "notify.sock").string()};
     options.env.insert(options.env.end(), extra_env.begin(), extra_env.end());
     options.log_path = dir_.path() / "bunkerd.log";
-    auto proc = Process::Start(
-        {Bunkerd(), "serve", "--data-dir", data_, "--listen", "127.0.0.1:" + std::to_string(port_)},
-        options);
+    // Users may create file:// locations in the temp dir (admins only otherwise).
+    ASSERT_TRUE(WriteFile(dir_.path() / "bunkerd.yaml",
+                          "file_location_roots: [\"" + dir_.path().string() + "\"]\n")
+                    .ok());
+    auto proc =
+        Process::Start({Bunkerd(), "serve", "--config", (dir_.path() / "bunkerd.yaml").string(),
+                        "--data-dir", data_, "--listen", "127.0.0.1:" + std::to_string(port_)},
+                       options);
     ASSERT_TRUE(proc.ok()) << proc.status().ToString();
     server_ = std::move(proc).value();
     ASSERT_TRUE(notify_->WaitFor("READY=1", std::chrono::seconds(60)))
