@@ -183,7 +183,7 @@ ProbeResult ProbeVersion(const KubeConfig& config, std::chrono::milliseconds tim
     out.version = body["gitVersion"].get<std::string>();
     out.reachable = true;
   };
-  asio::co_spawn(ioc, run(), [&](std::exception_ptr) { done = true; });
+  asio::co_spawn(ioc, run(), [&](const std::exception_ptr&) { done = true; });
   ioc.run_for(timeout);
   if (!done) {
     // Abort what is in flight and let the coroutine unwind before the
