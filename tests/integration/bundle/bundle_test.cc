@@ -386,20 +386,44 @@ TEST_F(BundleTest, SbomNamesEveryPackageAndImageLibrary) {
       << *manifest;
 }
 
-// A real docker-registry (distribution v2) on a free loopback port.
+// A real docker-registry (distribution v2) on a free loopback port; with
+// `secure`, over TLS with a certificate from a CA of its own and with
+// htpasswd (bcrypt) authentication for user "mirror".
 class Registry {
  public:
-  bool Start(const fs::path& dir) {
+  bool Start(const fs::path& dir, bool secure = false) {
     auto port = PickFreePort();
     if (!port.ok()) {
       return false;
     }
     port_ = *port;
+    dir_ = dir;
     fs::create_directories(dir / "storage");
     std::string conf =
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
         "    rootdirectory: " +
         (dir / "storage").string() + "\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n";
+    if (secure) {
+      std::string d = dir.string();
+      RunResult pki = Shell(
+          "set -e; cd " + d +
+          "; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+          "-subj /CN=test-ca -keyout ca.key -out ca.crt 2>/dev/null; "
+          "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "
+          "/CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null; "
+          "printf 'subjectAltName=IP:127.0.0.1\\n' > ext; "
+          "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+          "-extfile ext -out server.crt 2>/dev/null; "
+          "python3 -W ignore -c \"import crypt; print('mirror:' + crypt.crypt('mirror-pw', "
+          "crypt.mksalt(crypt.METHOD_BLOWFISH)))\" > htpasswd");
+      if (!pki.ok()) {
+        ADD_FAILURE() << pki.Describe();
+        return false;
+      }
+      conf += "  tls:\n    certificate: " + d + "/server.crt\n    key: " + d +
+              "/server.key\nauth:\n  htpasswd:\n    realm: bunker-test\n    path: " + d +
+              "/htpasswd\n";
+    }
     if (!WriteFile(dir / "config.yml", conf).ok()) {
       return false;
     }
@@ -422,18 +446,21 @@ class Registry {
     return false;
   }
   std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+  fs::path Ca() const { return dir_ / "ca.crt"; }
+  std::string Log() const {
+    auto log = ReadFile(dir_ / "registry.log");
+    return log.ok() ? *log : "(no log)";
+  }
 
  private:
   uint16_t port_ = 0;
+  fs::path dir_;
   Process process_;
 };
 
 TEST_F(BundleTest, ImagesLandInARegistryWithTheBundlesDigestsAndManifestsNameThem) {
   Registry registry;
-  if (!registry.Start(Scratch() / "registry")) {
-    auto log = ReadFile(Scratch() / "registry/registry.log");
-    FAIL() << "docker-registry did not start: " << (log.ok() ? *log : "(no log)");
-  }
+  ASSERT_TRUE(registry.Start(Scratch() / "registry")) << registry.Log();
   fs::path kube = Scratch() / "kube";
   RunResult r = Install(Bundle(), {"--images-only", "--registry", registry.Address(),
                                    "--registry-insecure", "--kube-dir", kube.string()});
@@ -469,6 +496,46 @@ TEST_F(BundleTest, ImagesLandInARegistryWithTheBundlesDigestsAndManifestsNameThe
   auto rendered = ReadFile(kube / "bunker-agent.yaml");
   ASSERT_TRUE(rendered.ok());
   EXPECT_FALSE(Contains(*rendered, "@BUNKER")) << "a placeholder was left";
+}
+
+}  // namespace
+}  // namespace bunker::testing
+
+namespace bunker::testing {
+namespace {
+
+TEST_F(BundleTest, ImagesLandInATlsRegistryWithCredentialsAndOnlyWithThem) {
+  Registry registry;
+  ASSERT_TRUE(registry.Start(Scratch() / "registry", /*secure=*/true)) << registry.Log();
+  fs::path kube = Scratch() / "kube";
+  std::vector<std::string> base = {"--images-only", "--registry", registry.Address(), "--kube-dir",
+                                   kube.string()};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Install(Bundle(), args);
+  };
+
+  // Without the CA the registry's certificate is not trusted.
+  RunResult r = with({"--registry-creds", "mirror:mirror-pw"});
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "certificate")) << r.err;
+  // Without credentials, or with wrong ones, the registry refuses the push.
+  r = with({"--registry-ca", registry.Ca().string()});
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  r = with({"--registry-ca", registry.Ca().string(), "--registry-creds", "mirror:wrong"});
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  EXPECT_FALSE(fs::exists(kube / "bunker-agent.yaml"));
+
+  r = with({"--registry-ca", registry.Ca().string(), "--registry-creds", "mirror:mirror-pw"});
+  ASSERT_TRUE(r.ok()) << r.Describe() << registry.Log();
+  EXPECT_FALSE(Contains(r.out, "mirror-pw")) << "the password was printed";
+  for (const std::string name : {"bunkerd", "bunker-agent"}) {
+    EXPECT_TRUE(Contains(r.out, registry.Address() + "/bunker/" + name + ":" + kVersion + "@" +
+                                    ArchiveDigest(name) + " (digest matches the bundle)"))
+        << r.out;
+  }
+  EXPECT_TRUE(fs::exists(kube / "bunker-agent.yaml"));
 }
 
 }  // namespace
