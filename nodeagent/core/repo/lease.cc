@@ -165,7 +165,8 @@ LeaseInfo Lease::LocalIdentity() {
 }
 
 Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
-                                              std::string operation, const LeaseOptions& options) {
+                                              const std::string& operation,
+                                              const LeaseOptions& options) {
   auto conflicts = [&](const std::vector<LeaseInfo>& leases, const std::string& own,
                        std::string* who) {
     for (const LeaseInfo& l : leases) {

@@ -63,7 +63,7 @@ class Lease {
   // Takes a lease: list, write ours, settle, list again. FailedPrecondition
   // naming the holder when a conflicting live lease exists.
   static Result<std::unique_ptr<Lease>> Acquire(Repository* repo, bool exclusive,
-                                                std::string operation,
+                                                const std::string& operation,
                                                 const LeaseOptions& options = {});
 
   // OK while the lease is known to be held: last successful write + ttl is

@@ -158,7 +158,9 @@ class CorruptionFixtureTest : public AgentTest {
     }
     std::set<std::string> labels;
     for (const json& s : (*found)["snapshots"]) labels.insert(s.get<std::string>());
-    for (const auto& [id, volume] : affected) {
+    for (const auto& snapshot : affected) {
+      const std::string& id = snapshot.first;
+      const std::string& volume = snapshot.second;
       bool named = std::any_of(labels.begin(), labels.end(), [&](const std::string& l) {
         return l.starts_with(id.substr(0, 12) + " " + volume + " ") && l.size() > 20;
       });
