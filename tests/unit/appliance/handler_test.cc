@@ -142,11 +142,33 @@ TEST_F(HandlerTest, RepeatedLoginFailuresAreThrottled) {
         Call("POST", "/api/v1/login", "", R"({"username":"admin","password":"wrong"})").status,
         401);
   }
+  ApiRequest req{"POST",
+                 "/api/v1/login",
+                 {},
+                 R"({"username":"admin","password":"admin-password"})",
+                 "10.0.0.1:5000"};
+  ApiResponse raw = handler_->Handle(req);
+  EXPECT_EQ(raw.status, 201) << "another address is not throttled";
   Reply refused =
       Call("POST", "/api/v1/login", "", R"({"username":"admin","password":"admin-password"})");
   EXPECT_EQ(refused.status, 429);
   EXPECT_EQ(refused.body["code"], "too_many_requests");
-  now_ += 301;
+  req.remote = "";
+  raw = handler_->Handle(req);
+  ASSERT_EQ(raw.status, 429);
+  std::string retry_after;
+  for (const auto& [k, v] : raw.headers) {
+    if (k == "Retry-After") {
+      retry_after = v;
+    }
+  }
+  ASSERT_FALSE(retry_after.empty());
+  EXPECT_EQ(std::stoi(retry_after), 300);  // the window, counted from the first failure
+  now_ += std::stoi(retry_after) - 1;
+  EXPECT_EQ(Call("POST", "/api/v1/login", "", R"({"username":"admin","password":"admin-password"})")
+                .status,
+            429);
+  now_ += 1;
   EXPECT_FALSE(Login("admin", "admin-password").empty());
 }
 
@@ -287,6 +309,111 @@ TEST_F(HandlerTest, BadInputNamesTheFieldAndStoresNothing) {
   EXPECT_EQ(Call("PUT", "/api/v1/backup-locations", admin_).status, 405);
   EXPECT_EQ(Call("GET", "/api/v1/backup-locations?limit=0", admin_).status, 400);
   EXPECT_EQ(Call("GET", "/api/v1/backup-locations/abc", admin_).status, 404);
+}
+
+// Without file_location_roots, file:// locations are for admins only.
+TEST_F(HandlerTest, FileLocationsAreForAdminsWithoutRoots) {
+  handler_ = std::make_unique<ApiHandler>(store_.get(), box_.get(), &metrics_, nullptr,
+                                          HandlerOptions{}, [this] { return now_; });
+  std::string bob = AddUser("bob");
+  Reply refused = AddLocation(bob, "mine");
+  EXPECT_EQ(refused.status, 403) << refused.body.dump();
+  EXPECT_EQ(refused.body["code"], "permission_denied");
+  EXPECT_NE(refused.body["message"].get<std::string>().find("admins only"), std::string::npos);
+  EXPECT_TRUE(refused.body["details"]["fields"].contains("url"));
+  // Other location types are not affected by the rule (this one fails its
+  // probe: no such NFS server).
+  Reply nfs = Call("POST", "/api/v1/backup-locations", bob,
+                   R"({"name":"n","type":"nfs","url":"nfs://127.0.0.1:1/export"})");
+  EXPECT_NE(nfs.status, 403) << nfs.body.dump();
+  EXPECT_EQ(AddLocation(admin_, "admins").status, 201);
+  EXPECT_EQ(Call("GET", "/api/v1/backup-locations", bob).body["items"].size(), 0u);
+}
+
+// With roots: inside after resolving ".." and symlinks, and the stored URL
+// is the resolved path; escapes are refused and nothing is written there.
+TEST_F(HandlerTest, UserFileLocationsMustResolveInsideARoot) {
+  std::string bob = AddUser("bob");
+  auto outside = testing::TempDir::Create("handler-outside");
+  ASSERT_TRUE(outside.ok());
+  std::filesystem::create_directories(dir_.path() / "in" / "deeper");
+  std::filesystem::create_directory_symlink(outside->path(), dir_.path() / "in" / "out-link");
+  auto add = [&](const std::string& name, const std::string& path) {
+    return Call("POST", "/api/v1/backup-locations", bob,
+                json{{"name", name}, {"type", "file"}, {"url", "file://" + path}}.dump());
+  };
+  std::string in = (dir_.path() / "in").string();
+  for (const std::string& escape :
+       {outside->path().string(), in + "/../../" + outside->path().filename().string(),
+        in + "/out-link", in + "/out-link/", std::string("/")}) {
+    SCOPED_TRACE(escape);
+    Reply r = add("escape", escape);
+    EXPECT_EQ(r.status, 403) << r.body.dump();
+    EXPECT_NE(r.body["details"]["fields"]["url"].get<std::string>().find(dir_.path().string()),
+              std::string::npos)
+        << r.body.dump();
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(outside->path()));
+  Reply ok = add("mine", in + "/deeper/../deeper/");
+  ASSERT_EQ(ok.status, 201) << ok.body.dump();
+  EXPECT_EQ(ok.body["url"],
+            "file://" + std::filesystem::canonical(dir_.path() / "in" / "deeper").string());
+  // A root given with a trailing slash or through a symlink works the same.
+  std::filesystem::create_directory_symlink(dir_.path(), outside->path() / "root-link");
+  HandlerOptions options;
+  options.file_location_roots = {(outside->path() / "root-link").string() + "/"};
+  handler_ = std::make_unique<ApiHandler>(store_.get(), box_.get(), &metrics_, nullptr, options,
+                                          [this] { return now_; });
+  EXPECT_EQ(add("second", in).status, 201);
+}
+
+// Request lines that are not UTF-8 and bodies nested too deep are 4xx, never
+// 500 (the messages echo the path).
+TEST_F(HandlerTest, OddRequestLinesAndDeepBodiesAreClientErrors) {
+  Reply r = Call("GET", "/api/v1/backup-locations/\xff\xfe", admin_);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(Call("GET", "/api/v1/\xc3(", admin_).status, 404);
+  EXPECT_EQ(Call("GET", "/api/v1/backup-locations?name=\xff", admin_).status, 200);
+  std::string deep =
+      R"({"name":"p","labels":)" + std::string(100, '[') + std::string(100, ']') + "}";
+  Reply nested = Call("POST", "/api/v1/schedule-policies", admin_, deep);
+  EXPECT_EQ(nested.status, 400) << nested.body.dump();
+  EXPECT_NE(nested.body["message"].get<std::string>().find("nests deeper"), std::string::npos);
+}
+
+// Which requests the server moves off its network threads.
+TEST_F(HandlerTest, ClassifiesSlowRequests) {
+  auto work = [&](const std::string& method, const std::string& target) {
+    return handler_->Classify(ApiRequest{method, target, {}, "", ""});
+  };
+  using W = ApiHandler::Work;
+  EXPECT_EQ(work("POST", "/api/v1/login"), W::kCompute);
+  EXPECT_EQ(work("POST", "/api/v1/users"), W::kCompute);
+  EXPECT_EQ(work("PATCH", "/api/v1/users/me"), W::kCompute);
+  EXPECT_EQ(work("POST", "/api/v1/clusters"), W::kWait);
+  EXPECT_EQ(work("PATCH", "/api/v1/clusters/3"), W::kWait);
+  EXPECT_EQ(work("POST", "/api/v1/clusters/3/probe?x=1"), W::kWait);
+  EXPECT_EQ(work("POST", "/api/v1/backup-locations"), W::kWait);
+  EXPECT_EQ(work("GET", "/healthz"), W::kQuick);
+  EXPECT_EQ(work("GET", "/api/v1/clusters"), W::kQuick);
+  EXPECT_EQ(work("PATCH", "/api/v1/backup-locations/1"), W::kQuick);
+  EXPECT_EQ(work("GET", "/nowhere"), W::kQuick);
+}
+
+// Answers the server writes itself are counted under their route (or
+// "unmatched"); methods outside HTTP's are one "other" label.
+TEST_F(HandlerTest, ServerAnswersAreCounted) {
+  handler_->RecordServerResponse("POST", "/api/v1/backup-locations?x=1", 413, 0.01, "1.2.3.4:5");
+  handler_->RecordServerResponse("", "", 400, 0.0, "");
+  handler_->RecordServerResponse("BREW", "/coffee", 404, 0.0, "");
+  ApiResponse m = handler_->Handle(ApiRequest{"GET", "/metrics", {}, "", ""});
+  for (
+      const char* sample :
+      {R"(bunker_http_requests_total{method="POST",route="/api/v1/backup-locations",status="413"} 1)",
+       R"(bunker_http_requests_total{method="-",route="unmatched",status="400"} 1)",
+       R"(bunker_http_requests_total{method="other",route="unmatched",status="404"} 1)"}) {
+    EXPECT_NE(m.body.find(sample), std::string::npos) << sample << "\n" << m.body;
+  }
 }
 
 TEST_F(HandlerTest, SecretsAreWriteOnlyAndEncryptedAtRest) {
