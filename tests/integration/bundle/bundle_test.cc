@@ -344,6 +344,10 @@ TEST_F(BundleTest, ImagesShowEntrypointUserAndLabelsAndRunFromTheirOwnRoot) {
     EXPECT_TRUE(r.ok()) << r.Describe();
     EXPECT_TRUE(Contains(r.out, w.name)) << r.out;
   }
+  // The agent image's placeholder command (DaemonSet) runs too.
+  RunResult r =
+      RunTool({"chroot", (Scratch() / "root-bunker-agent").string(), "/usr/bin/sleep", "0"});
+  EXPECT_TRUE(r.ok()) << r.Describe();
   // bunkerd's runtime user exists in the image.
   auto passwd = ReadFile(Scratch() / "root-bunkerd/etc/passwd");
   ASSERT_TRUE(passwd.ok());
