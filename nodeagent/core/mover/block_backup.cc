@@ -245,11 +245,13 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   ASSIGN_OR_RETURN(std::vector<repo::PackEntries> packs, packer.Finish());
   if (options.progress) options.progress->bytes_stored = packer.bytes_uploaded();
 
-  // Commit point: index, then snapshot, each only while the lease holds.
+  // Commit point: index, then snapshot, each only while the lease holds
+  // (checked after the failpoints, so a process stopped at one meets the
+  // check when it resumes).
   std::unique_ptr<BlobCodec> codec = repo->NewCodec();
   if (!packs.empty()) {
-    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(Failpoint("backup.before_index"));
+    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(repo->SaveIndex(packs, codec.get()).status());
   }
   snap.time = repo::NowRfc3339();
@@ -262,8 +264,8 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   snap.stats.blobs_reused = blobs_reused;
   snap.stats.duration_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (lease) RETURN_IF_ERROR(lease->CheckValid());
   RETURN_IF_ERROR(Failpoint("backup.before_snapshot"));
+  if (lease) RETURN_IF_ERROR(lease->CheckValid());
   ASSIGN_OR_RETURN(ObjectId sid, repo->SaveSnapshot(snap, codec.get()));
   RETURN_IF_ERROR(Failpoint("backup.after_snapshot"));
   return BackupResult{sid, std::move(snap), std::string(io::EngineName(reader->engine()))};

@@ -291,10 +291,12 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
   ASSIGN_OR_RETURN(std::vector<repo::PackEntries> packs, packer_.Finish());
   if (options_.progress) options_.progress->bytes_stored = packer_.bytes_uploaded();
 
-  // Commit point: index, then snapshot, each only while the lease holds.
+  // Commit point: index, then snapshot, each only while the lease holds
+  // (checked after the failpoints, so a process stopped at one meets the
+  // check when it resumes).
   if (!packs.empty()) {
-    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(Failpoint("backup.before_index"));
+    if (lease) RETURN_IF_ERROR(lease->CheckValid());
     RETURN_IF_ERROR(repo_->SaveIndex(packs, walker_codec_.get()).status());
   }
   snap.time = repo::NowRfc3339();
@@ -311,8 +313,8 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
   s.files_unchanged = files_unchanged_;
   s.duration_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (lease) RETURN_IF_ERROR(lease->CheckValid());
   RETURN_IF_ERROR(Failpoint("backup.before_snapshot"));
+  if (lease) RETURN_IF_ERROR(lease->CheckValid());
   ASSIGN_OR_RETURN(ObjectId sid, repo_->SaveSnapshot(snap, walker_codec_.get()));
   RETURN_IF_ERROR(Failpoint("backup.after_snapshot"));
   return BackupResult{sid, std::move(snap), "pread"};

@@ -72,6 +72,8 @@ bool HaveUnshare() {
 
 class AgentFencingTest : public AgentTest {
  protected:
+  void FrozenBackupCommitsNothing(const std::string& failpoint);
+
   Result<Process> Spawn(const std::vector<std::string>& args, const EnvChanges& env,
                         const fs::path& log) {
     std::vector<std::string> argv = {AgentBinary().string(), "--repo", Url()};
@@ -99,8 +101,10 @@ class AgentFencingTest : public AgentTest {
   }
 };
 
-TEST_F(AgentFencingTest, StoppedBackupLosesItsLeaseAndCommitsNothing) {
-  if (!HaveUnshare()) GTEST_SKIP() << "unshare --pid is not permitted here";
+// A backup frozen (SIGSTOP) at `failpoint` past its lease's expiry; a prune
+// from another pid namespace takes the lease over and deletes the packs no
+// index names; resumed, the backup must commit nothing.
+void AgentFencingTest::FrozenBackupCommitsNothing(const std::string& failpoint) {
   ASSERT_NO_FATAL_FAILURE(Init(repo_));
   const fs::path image_a = dir() / "a.img", image_b = dir() / "b.img";
   ASSERT_NO_FATAL_FAILURE(WriteImage(image_a, {Random(1), Text(2), Zero(), Random(3)}));
@@ -113,10 +117,10 @@ TEST_F(AgentFencingTest, StoppedBackupLosesItsLeaseAndCommitsNothing) {
   const auto packs_before = ObjectNames(repo_, "data");
   const auto index_before = ObjectNames(repo_, "index");
 
-  // The backup freezes right after uploading its first pack.
+  // The backup freezes at the failpoint.
   const fs::path log = dir() / "backup.log";
   Result<Process> backup = Spawn({"backup", "--volume", image_b.string(), "--volume-id", "pvc-b"},
-                                 {kTiming, "BUNKER_FAILPOINT=pack.after_put:stop@1"}, log);
+                                 {kTiming, "BUNKER_FAILPOINT=" + failpoint}, log);
   ASSERT_TRUE(backup.ok()) << backup.status().ToString();
   ASSERT_TRUE(WaitStopped(&*backup)) << LogText(log);
   // Uploads run in parallel: another pack may have landed before the stop.
@@ -177,6 +181,19 @@ TEST_F(AgentFencingTest, StoppedBackupLosesItsLeaseAndCommitsNothing) {
   ASSERT_TRUE(again);
   EXPECT_EQ(RestoreAndCompare(repo_, (*again)["id"], image_b), "");
   EXPECT_EQ(CheckHealthy(repo_, true), CheckHealthy(repo_, false));
+}
+
+// Frozen right after its first pack upload, other uploads still running.
+TEST_F(AgentFencingTest, StoppedBackupLosesItsLeaseAndCommitsNothing) {
+  if (!HaveUnshare()) GTEST_SKIP() << "unshare --pid is not permitted here";
+  FrozenBackupCommitsNothing("pack.after_put:stop@1");
+}
+
+// Frozen at the last step before its commit point, every pack uploaded: the
+// lease check comes after the failpoint, so the resumed backup meets it.
+TEST_F(AgentFencingTest, BackupStoppedBeforeItsIndexCommitsNothing) {
+  if (!HaveUnshare()) GTEST_SKIP() << "unshare --pid is not permitted here";
+  FrozenBackupCommitsNothing("backup.before_index:stop");
 }
 
 TEST_F(AgentFencingTest, SecondPruneOnTheSameHostRefuses) {
