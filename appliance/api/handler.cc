@@ -808,6 +808,9 @@ class Routes {
     }
     options.s3_endpoint = endpoint.value_or("");
     options.s3_region = region.value_or("");
+    // The probe signs with the location's own keys, not bunkerd's.
+    options.s3_access_key_id = key_id.value_or("");
+    options.s3_secret_access_key = secret_key.value_or("");
 
     Status probe = prober_(url, options);
     if (!probe.ok()) {

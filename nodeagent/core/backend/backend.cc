@@ -114,6 +114,11 @@ Result<std::unique_ptr<Backend>> OpenBackend(std::string_view url, const Backend
     s3.ca_file = options.s3_ca_file;
     s3.addressing_style = options.s3_addressing_style;
     s3.unsigned_payload = options.s3_unsigned_payload;
+    if (!options.s3_access_key_id.empty()) {
+      s3.credentials.access_key_id = options.s3_access_key_id;
+      s3.credentials.secret_access_key = options.s3_secret_access_key;
+      s3.credentials.source = "the backup location";
+    }
     Result<std::unique_ptr<S3Backend>> s3_backend = S3Backend::Open(std::move(s3));
     if (!s3_backend.ok()) return s3_backend.status().Annotated("open " + std::string(url));
     RetryOptions retry;

@@ -112,6 +112,10 @@ struct BackendOptions {
   // of the system store (on-premises stores with an internal CA).
   std::string s3_ca_file;
   S3AddressingStyle s3_addressing_style = S3AddressingStyle::kAuto;
+  // S3 credentials of the location (both or neither); empty: the
+  // environment or the shared credentials file, as LoadS3Credentials.
+  std::string s3_access_key_id;
+  std::string s3_secret_access_key;
   // Send "UNSIGNED-PAYLOAD" instead of the body's SHA-256 (saves a hash pass
   // per upload). Honoured over https only; Content-MD5 then protects bodies.
   bool s3_unsigned_payload = false;

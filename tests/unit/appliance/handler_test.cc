@@ -311,6 +311,33 @@ TEST_F(HandlerTest, BadInputNamesTheFieldAndStoresNothing) {
   EXPECT_EQ(Call("GET", "/api/v1/backup-locations/abc", admin_).status, 404);
 }
 
+// An S3 location is probed with the keys given for it; they are stored
+// sealed and never shown.
+TEST_F(HandlerTest, S3ProbeUsesTheLocationsOwnKeys) {
+  backend::BackendOptions seen;
+  handler_ = std::make_unique<ApiHandler>(
+      store_.get(), box_.get(), &metrics_,
+      [&seen](const std::string&, const backend::BackendOptions& options) {
+        seen = options;
+        return Status::Ok();
+      },
+      HandlerOptions{}, [this] { return now_; });
+  Reply r = Call("POST", "/api/v1/backup-locations", admin_,
+                 json{{"name", "minio"},
+                      {"type", "s3"},
+                      {"url", "s3://bucket/prefix"},
+                      {"endpoint", "http://127.0.0.1:9"},
+                      {"access_key_id", "AKIDLOCATION"},
+                      {"secret_access_key", "location-secret-key"}}
+                     .dump());
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  EXPECT_EQ(seen.s3_access_key_id, "AKIDLOCATION");
+  EXPECT_EQ(seen.s3_secret_access_key, "location-secret-key");
+  EXPECT_EQ(seen.s3_endpoint, "http://127.0.0.1:9");
+  EXPECT_EQ(r.body.dump().find("location-secret-key"), std::string::npos);
+  EXPECT_EQ(r.body.dump().find("AKIDLOCATION"), std::string::npos);
+}
+
 // Without file_location_roots, file:// locations are for admins only.
 TEST_F(HandlerTest, FileLocationsAreForAdminsWithoutRoots) {
   handler_ = std::make_unique<ApiHandler>(store_.get(), box_.get(), &metrics_, nullptr,
