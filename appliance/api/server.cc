@@ -33,9 +33,13 @@ struct HttpsServer::Impl {
   std::vector<std::thread> threads;
   // Run the slow requests (declared after `ioc`: destroyed first, so
   // sessions held by jobs they never ran still find their io_context).
-  std::unique_ptr<net::thread_pool> workers;  // ApiHandler::Work::kCompute
-  std::unique_ptr<net::thread_pool> probers;  // ApiHandler::Work::kWait
-  std::atomic<size_t> queued_slow{0};         // posted to a pool, not started yet
+  struct Pool {
+    std::unique_ptr<net::thread_pool> threads;
+    size_t size = 1;                 // threads in the pool
+    std::atomic<size_t> pending{0};  // posted and not finished: running or waiting
+  };
+  Pool workers;  // ApiHandler::Work::kCompute
+  Pool probers;  // ApiHandler::Work::kWait
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopped{false};
   uint16_t port = 0;
@@ -169,8 +173,10 @@ class Session : public std::enable_shared_from_this<Session> {
       server_->in_flight--;
       return Send(std::move(res), close || server_->stopped, version);
     }
-    if (server_->queued_slow.fetch_add(1) >= server_->options.max_queued_slow) {
-      server_->queued_slow--;
+    HttpsServer::Impl::Pool& pool =
+        work == ApiHandler::Work::kCompute ? server_->workers : server_->probers;
+    if (pool.pending.fetch_add(1) >= pool.size + server_->options.max_queued_slow) {
+      pool.pending--;
       ApiResponse busy =
           ErrorResponse(503, "busy", "too many slow requests (logins, probes) are waiting; retry");
       busy.headers.emplace_back("Retry-After", "1");
@@ -178,17 +184,16 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(std::move(busy), close || server_->stopped, version);
     }
     server_->in_flight++;
-    net::thread_pool& pool =
-        work == ApiHandler::Work::kCompute ? *server_->workers : *server_->probers;
-    net::post(pool, [self = shared_from_this(), api = std::move(api), close, version]() mutable {
-      self->server_->queued_slow--;
-      ApiResponse res = self->server_->handler->Handle(api);
-      net::post(self->stream_.get_executor(),
-                [self, res = std::move(res), close, version]() mutable {
-                  self->server_->in_flight--;
-                  self->Send(std::move(res), close || self->server_->stopped, version);
-                });
-    });
+    net::post(*pool.threads,
+              [self = shared_from_this(), &pool, api = std::move(api), close, version]() mutable {
+                ApiResponse res = self->server_->handler->Handle(api);
+                pool.pending--;
+                net::post(self->stream_.get_executor(),
+                          [self, res = std::move(res), close, version]() mutable {
+                            self->server_->in_flight--;
+                            self->Send(std::move(res), close || self->server_->stopped, version);
+                          });
+              });
   }
 
   void Send(ApiResponse api, bool close, unsigned version) {
@@ -295,8 +300,10 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const ServerOptions& opt
                    ec.message());
   }
   impl->port = impl->acceptor.local_endpoint().port();
-  impl->workers = std::make_unique<net::thread_pool>(std::max(1, options.worker_threads));
-  impl->probers = std::make_unique<net::thread_pool>(std::max(1, options.probe_threads));
+  impl->workers.size = static_cast<size_t>(std::max(1, options.worker_threads));
+  impl->probers.size = static_cast<size_t>(std::max(1, options.probe_threads));
+  impl->workers.threads = std::make_unique<net::thread_pool>(impl->workers.size);
+  impl->probers.threads = std::make_unique<net::thread_pool>(impl->probers.size);
   impl->Accept();
   for (int i = 0; i < std::max(1, options.threads); ++i) {
     impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
@@ -322,7 +329,7 @@ void HttpsServer::Stop(std::chrono::milliseconds grace) {
   }
   // Jobs not started are dropped; one running finishes (its response is
   // posted to the stopped io_context and never written).
-  for (net::thread_pool* pool : {impl_->workers.get(), impl_->probers.get()}) {
+  for (net::thread_pool* pool : {impl_->workers.threads.get(), impl_->probers.threads.get()}) {
     pool->stop();
     pool->join();
   }

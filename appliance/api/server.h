@@ -16,9 +16,10 @@
 // quick requests (ApiHandler::Classify); password hashing runs on a pool of
 // `worker_threads`, cluster and storage probes on a pool of `probe_threads`
 // (so probes of a silent cluster never hold up logins), and each response is
-// written back on its connection's strand. At most `max_queued_slow`
-// requests wait for a pool thread; beyond that the server answers 503 with
-// Retry-After (a flood of logins cannot pile up without bound).
+// written back on its connection's strand. Beyond the requests a pool
+// is running, at most `max_queued_slow` wait for it; beyond that the server answers 503 with
+// Retry-After (a flood of logins cannot pile up without bound, and hung
+// probes do not refuse logins).
 //
 // Ownership: borrows the handler, which must outlive the server.
 // Thread-safety: Start/Stop from one thread; the server runs `threads` +

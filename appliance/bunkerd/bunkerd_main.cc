@@ -187,6 +187,7 @@ int Serve(const Config& config) {
   server_options.threads = static_cast<int>(config.threads);
   server_options.worker_threads = static_cast<int>(config.worker_threads);
   server_options.probe_threads = static_cast<int>(config.probe_threads);
+  server_options.max_queued_slow = static_cast<size_t>(config.max_queued_slow_requests);
   server_options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
 
   api::Metrics metrics;

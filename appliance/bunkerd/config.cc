@@ -86,6 +86,8 @@ Status LoadConfigFile(const std::string& path, Config* c) {
       st = ReadInt(v, key, 1, 64, &c->worker_threads);
     } else if (key == "probe_threads") {
       st = ReadInt(v, key, 1, 64, &c->probe_threads);
+    } else if (key == "max_queued_slow_requests") {
+      st = ReadInt(v, key, 1, 100000, &c->max_queued_slow_requests);
     } else if (key == "read_timeout_seconds") {
       st = ReadInt(v, key, 1, 3600, &c->read_timeout_seconds);
     } else if (key == "cluster_probe_timeout_seconds") {

@@ -13,6 +13,7 @@
 //   threads: 4            # network threads (TLS and HTTP I/O, quick requests)
 //   worker_threads: 2     # password hashing (login, user create, password change)
 //   probe_threads: 4      # cluster and storage probes
+//   max_queued_slow_requests: 256  # per pool; more waiting: 503 busy
 //   read_timeout_seconds: 30          # a stalled handshake or request is dropped
 //   cluster_probe_timeout_seconds: 5  # GET /version of a cluster
 //   login_max_failures: 5             # failed logins per user and address ...
@@ -45,6 +46,7 @@ struct Config {
   int64_t login_max_failures = 5;
   int64_t login_failure_window_seconds = 300;
   std::vector<std::string> file_location_roots;  // absolute directories
+  int64_t max_queued_slow_requests = 256;
   std::string log_level = "info";
   std::string log_target = "auto";
 };

@@ -125,7 +125,8 @@ class BunkerdHardeningTest : public BunkerdFixture {
     }
     // One network thread: anything slow run on it would stall every request.
     config_extra_ =
-        "threads: 1\nworker_threads: 1\nprobe_threads: 2\ncluster_probe_timeout_seconds: 120\n"
+        "threads: 1\nworker_threads: 1\nprobe_threads: 2\nmax_queued_slow_requests: 1\n"
+        "cluster_probe_timeout_seconds: 120\n"
         "read_timeout_seconds: 2\nlogin_max_failures: 3\nlogin_failure_window_seconds: 2\n";
     BunkerdFixture::SetUp();
   }
@@ -160,11 +161,13 @@ class BunkerdHardeningTest : public BunkerdFixture {
   std::string Metrics() { return Curl("GET", "/metrics").raw; }
 };
 
-// Three cluster registrations probe a server that accepts and never answers
-// (the probe timeout is 120 s): both probe threads are held and a third
-// registration waits. Meanwhile /healthz, a list and a login (password
-// hashing on its own pool) are answered; no registration has finished until
-// the server lets go, and then all three are stored as unreachable.
+// Four cluster registrations probe a server that accepts and never answers
+// (the probe timeout is 120 s): two hold both probe threads, one waits for
+// a thread and one finds the queue full (max_queued_slow_requests: 1) and is
+// answered 503 busy at once. Meanwhile /healthz, a list and a login (password
+// hashing has its own pool and queue) are answered; no registration has
+// finished until the server lets go, and then three are stored as
+// unreachable.
 TEST_F(BunkerdHardeningTest, SlowProbesDoNotHoldUpOtherRequests) {
   SilentServer silent;
   ASSERT_NE(silent.port(), 0);
@@ -175,39 +178,75 @@ TEST_F(BunkerdHardeningTest, SlowProbesDoNotHoldUpOtherRequests) {
       "\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: k\n"
       "    user: u\nusers:\n- name: u\n  user:\n    token: silent-token\n";
   std::atomic<int> finished{0};
-  std::vector<ApiReply> replies(3);
+  std::vector<ApiReply> replies(4);
   std::vector<std::thread> clients;
-  for (int i = 0; i < 3; ++i) {
+  // However the test ends, the server lets go and every client is joined.
+  struct JoinAll {
+    SilentServer& silent;
+    std::vector<std::thread>& clients;
+    ~JoinAll() {
+      silent.Release();
+      for (std::thread& t : clients) {
+        if (t.joinable()) {
+          t.join();
+        }
+      }
+    }
+  } join_all{silent, clients};
+  auto start = [&](int i) {
     clients.emplace_back([&, i] {
       replies[i] = Curl("POST", "/api/v1/clusters", admin_,
                         json{{"name", "hung-" + std::to_string(i)}, {"kubeconfig", kubeconfig}});
       finished++;
     });
-  }
+  };
+  start(0);
+  start(1);
   // Wait (bounded) until both probe threads hold a connection to the server.
   for (int i = 0; i < 600 && silent.accepted() < 2; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_EQ(silent.accepted(), 2) << "the probes did not reach the silent server";
+  ASSERT_EQ(silent.accepted(), 2) << "the probes did not reach the silent server; finished "
+                                  << finished.load() << ": " << replies[0].raw << " / "
+                                  << replies[1].raw;
+  start(2);
+  start(3);
+  // One of the last two waits in the queue, the other is turned away.
+  for (int i = 0; i < 600 && finished.load() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(finished.load(), 1) << "not exactly one registration was turned away: "
+                                << replies[0].raw << " / " << replies[1].raw << " / "
+                                << replies[2].raw << " / " << replies[3].raw;
+  int busy = replies[2].status == 503 ? 2 : 3;
+  EXPECT_EQ(replies[busy].status, 503) << replies[busy].raw;
+  EXPECT_EQ(replies[busy].body["code"], "busy") << replies[busy].raw;
 
   EXPECT_EQ(Curl("GET", "/healthz").status, 200);
   ApiReply list = Curl("GET", "/api/v1/clusters", admin_);
   EXPECT_EQ(list.status, 200);
   EXPECT_TRUE(list.body["items"].empty()) << list.raw;
   EXPECT_FALSE(Login("admin", "admin-password").empty());
-  EXPECT_EQ(finished.load(), 0) << "a registration finished before the silent server let go";
-  EXPECT_EQ(silent.accepted(), 2) << "the third probe ran on a third thread";
+  EXPECT_EQ(finished.load(), 1) << "a registration finished before the silent server let go";
+  EXPECT_EQ(silent.accepted(), 2) << "a third probe ran on a third thread";
 
   silent.Release();
   for (std::thread& t : clients) {
     t.join();
   }
-  for (const ApiReply& r : replies) {
-    EXPECT_EQ(r.status, 201) << r.raw;
-    EXPECT_EQ(r.body["status"]["reachable"], false) << r.raw;
-    EXPECT_EQ(r.raw.find("silent-token"), std::string::npos) << r.raw;
+  for (int i = 0; i < 4; ++i) {
+    if (i == busy) {
+      continue;
+    }
+    EXPECT_EQ(replies[i].status, 201) << replies[i].raw;
+    EXPECT_EQ(replies[i].body["status"]["reachable"], false) << replies[i].raw;
+    EXPECT_EQ(replies[i].raw.find("silent-token"), std::string::npos) << replies[i].raw;
   }
   EXPECT_EQ(Curl("GET", "/api/v1/clusters", admin_).body["items"].size(), 3u);
+  EXPECT_NE(
+      Metrics().find(
+          R"(bunker_http_requests_total{method="POST",route="/api/v1/clusters",status="503"} 1)"),
+      std::string::npos);
 }
 
 // 400, 408, 413 and 431 come from the server, not the handler; each is a
