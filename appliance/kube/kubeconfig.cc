@@ -101,11 +101,12 @@ KubeConfig Parse(std::string_view text, std::string_view wanted) {
   std::string where = "clusters[name=" + cluster_name + "].cluster";
   YAML::Node cluster = Named(root, "clusters", cluster_name, "cluster", cwhere + ".cluster");
   kc.server = Scalar(cluster, "server", where, true);
+  // Trailing '/' go first: "https:///" has no host left after them.
+  while (!kc.server.empty() && kc.server.back() == '/') {
+    kc.server.pop_back();
+  }
   if (kc.server.rfind("https://", 0) != 0 || kc.server.size() <= 8) {
     Bad(where + ".server", "must be an https:// URL");
-  }
-  while (kc.server.back() == '/') {
-    kc.server.pop_back();
   }
   if (cluster["certificate-authority"]) {
     Bad(where + ".certificate-authority",
