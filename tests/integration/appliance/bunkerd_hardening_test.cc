@@ -247,6 +247,10 @@ TEST_F(BunkerdHardeningTest, SlowProbesDoNotHoldUpOtherRequests) {
       Metrics().find(
           R"(bunker_http_requests_total{method="POST",route="/api/v1/clusters",status="503"} 1)"),
       std::string::npos);
+  EXPECT_EQ(server_.Stop(), "exit 0");
+  auto log = ReadFile(dir_.path() / "bunkerd.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->find("silent-token"), std::string::npos) << *log;
 }
 
 // 400, 408, 413 and 431 come from the server, not the handler; each is a
@@ -346,6 +350,25 @@ TEST_F(BunkerdHardeningTest, UserFileLocationsStayInsideTheRoots) {
   ASSERT_EQ(ok.status, 201) << ok.raw;
   EXPECT_EQ(ok.body["url"], "file://" + std::filesystem::canonical(*inside).string());
   EXPECT_EQ(add(admin_, "admins", outside->path().string()).status, 201);
+}
+
+// The new bunkerd.yaml keys are checked like the others: a bad value is a
+// usage error naming the key.
+TEST_F(BunkerdHardeningTest, BadLimitsInTheConfigAreUsageErrors) {
+  for (const std::string& line :
+       {std::string("file_location_roots: [\"relative/dir\"]"),
+        std::string("file_location_roots: /x"), std::string("worker_threads: 0"),
+        std::string("probe_threads: many"), std::string("max_queued_slow_requests: -1"),
+        std::string("read_timeout_seconds: 0"), std::string("login_max_failures: 0"),
+        std::string("cluster_probe_timeout_seconds: 9999")}) {
+    SCOPED_TRACE(line);
+    ASSERT_TRUE(WriteFile(dir_.path() / "bad.yaml", line + "\n").ok());
+    auto run = RunCommand({Bunkerd(), "serve", "--config", (dir_.path() / "bad.yaml").string(),
+                           "--data-dir", data_, "--listen", "127.0.0.1:0"});
+    ASSERT_TRUE(run.ok());
+    EXPECT_EQ(run->exit_code, 2) << run->Describe();
+    EXPECT_NE(run->err.find(line.substr(0, line.find(':'))), std::string::npos) << run->Describe();
+  }
 }
 
 }  // namespace
