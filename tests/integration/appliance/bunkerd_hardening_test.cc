@@ -272,6 +272,12 @@ TEST_F(BunkerdHardeningTest, ServerAnswersAreLoggedAndCounted) {
       Raw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20 << 10, 'a') + "\r\n\r\n");
   EXPECT_EQ(big_header.rfind("HTTP/1.1 431", 0), 0u) << big_header.substr(0, 200);
 
+  // Beast lets bytes that are not UTF-8 through in the target; the error
+  // message echoing the path must not bring bunkerd down.
+  std::string odd = Raw("GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(odd.rfind("HTTP/1.1 404", 0), 0u) << odd;
+  EXPECT_EQ(Curl("GET", "/healthz").status, 200);
+
   std::string metrics = Metrics();
   for (
       const char* sample : {
