@@ -1,6 +1,7 @@
 #include "appliance/api/server.h"
 
 #include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
@@ -55,6 +56,21 @@ ApiResponse LimitResponse(const beast::error_code& ec, size_t max_body) {
                          "the request body exceeds " + std::to_string(max_body) + " bytes");
   }
   return ErrorResponse(431, "header_too_large", "the request headers are too large");
+}
+
+// handler->Handle(), which never throws by contract; should a bug make it
+// throw anyway, the request gets a 500 and the process lives on (an
+// exception leaving a network or pool thread would end bunkerd).
+ApiResponse HandleSafely(ApiHandler* handler, const ApiRequest& request) {
+  try {
+    return handler->Handle(request);
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: the handler threw: {}", request.method, request.target.substr(0, 200),
+                  e.what());
+  } catch (...) {
+    spdlog::error("{} {}: the handler threw", request.method, request.target.substr(0, 200));
+  }
+  return ErrorResponse(500, "internal", "internal error; see the bunkerd log");
 }
 
 // One TLS connection; keeps itself alive through its pending operations.
@@ -169,7 +185,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const ApiHandler::Work work = server_->handler->Classify(api);
     if (work == ApiHandler::Work::kQuick) {
       server_->in_flight++;
-      ApiResponse res = server_->handler->Handle(api);
+      ApiResponse res = HandleSafely(server_->handler, api);
       server_->in_flight--;
       return Send(std::move(res), close || server_->stopped, version);
     }
@@ -186,7 +202,7 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->in_flight++;
     net::post(*pool.threads,
               [self = shared_from_this(), &pool, api = std::move(api), close, version]() mutable {
-                ApiResponse res = self->server_->handler->Handle(api);
+                ApiResponse res = HandleSafely(self->server_->handler, api);
                 pool.pending--;
                 net::post(self->stream_.get_executor(),
                           [self, res = std::move(res), close, version]() mutable {
