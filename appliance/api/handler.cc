@@ -442,8 +442,9 @@ class Routes {
  public:
   Routes(ApiHandler::Context& ctx, store::Store* store, const auth::SecretBox* secrets,
          const LocationProber& prober, const HandlerOptions& options, int64_t now,
-         auth::LoginThrottle* throttle)
+         auth::LoginThrottle* throttle, auth::LoginThrottle* address_throttle)
       : throttle_(throttle),
+        address_throttle_(address_throttle),
         ctx_(ctx),
         store_(store),
         secrets_(secrets),
@@ -543,10 +544,13 @@ class Routes {
     std::string password = f.String("password", 1024);
     std::string description = f.OptString("description", 256).value_or("");
     f.Done();
-    // Throttled per user name and client host (the port changes per connection).
+    // Throttled per user name and client host (the port changes per
+    // connection), and per host over all names (password spraying).
     std::string host = ctx_.req.remote.substr(0, ctx_.req.remote.rfind(':'));
     std::string key = username + "@" + host;
-    if (int64_t wait = throttle_->RetryAfter(key, now_); wait > 0) {
+    if (int64_t wait =
+            std::max(throttle_->RetryAfter(key, now_), address_throttle_->RetryAfter(host, now_));
+        wait > 0) {
       Fail(429, "too_many_requests",
            "too many failed logins; retry in " + std::to_string(wait) + " s",
            json{{"retry_after_seconds", wait}});
@@ -560,6 +564,7 @@ class Routes {
     bool ok = auth::VerifyPassword(password, user.ok() ? user->password_hash : kDummy);
     if (!user.ok() || !ok) {
       throttle_->RecordFailure(key, now_);
+      address_throttle_->RecordFailure(host, now_);
       Fail(401, "unauthenticated", "invalid username or password");
     }
     throttle_->RecordSuccess(key);
@@ -1803,7 +1808,8 @@ class Routes {
   }
 
  private:
-  auth::LoginThrottle* const throttle_;
+  auth::LoginThrottle* const throttle_;          // per user name and host
+  auth::LoginThrottle* const address_throttle_;  // per host; successes do not clear it
   ApiHandler::Context& ctx_;
   store::Store* const store_;
   const auth::SecretBox* const secrets_;
@@ -1850,7 +1856,9 @@ ApiHandler::ApiHandler(store::Store* store, const auth::SecretBox* secrets, Metr
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
       }),
-      login_throttle_(options.login_max_failures, options.login_failure_window.count()) {}
+      login_throttle_(options.login_max_failures, options.login_failure_window.count()),
+      address_throttle_(options.login_max_failures_per_address,
+                        options.login_failure_window.count()) {}
 
 ApiResponse ApiHandler::Handle(const ApiRequest& request) {
   auto start = std::chrono::steady_clock::now();
@@ -2118,7 +2126,8 @@ std::vector<std::pair<std::string, std::string>> ApiRoutes() {
 ApiResponse ApiHandler::Dispatch(Context& ctx) {
   const std::string& m = ctx.req.method;
   std::vector<std::string_view> seg = SplitPath(ctx.path);
-  Routes r(ctx, store_, secrets_, prober_, options_, clock_(), &login_throttle_);
+  Routes r(ctx, store_, secrets_, prober_, options_, clock_(), &login_throttle_,
+           &address_throttle_);
 
   const RouteDef* found = nullptr;
   std::string allow;

@@ -42,6 +42,9 @@ struct HandlerOptions {
   // window they are counted in).
   int login_max_failures = 5;
   std::chrono::seconds login_failure_window{300};
+  // Failed logins per client address over all user names (password spraying)
+  // in the same window before 429; a success does not clear them.
+  int login_max_failures_per_address = 30;
   // The cluster status probe (GET /version); empty: kube::ProbeVersion with
   // cluster_probe_timeout. Runs on the calling thread, bounded by the
   // timeout (the server calls routes that probe on a worker pool; see
@@ -98,7 +101,8 @@ class ApiHandler {
   const HandlerOptions options_;
   const std::function<int64_t()> clock_;
   std::atomic<bool> ready_{false};
-  auth::LoginThrottle login_throttle_;
+  auth::LoginThrottle login_throttle_;    // user name @ address
+  auth::LoginThrottle address_throttle_;  // address
 };
 
 // Every route the handler serves, as (method, path template) pairs such as

@@ -198,6 +198,8 @@ int Serve(const Config& config) {
       std::chrono::seconds(config.cluster_probe_timeout_seconds);
   handler_options.login_max_failures = static_cast<int>(config.login_max_failures);
   handler_options.login_failure_window = std::chrono::seconds(config.login_failure_window_seconds);
+  handler_options.login_max_failures_per_address =
+      static_cast<int>(config.login_max_failures_per_address);
   handler_options.file_location_roots = config.file_location_roots;
   api::ApiHandler handler(store->get(), box->get(), &metrics, nullptr, handler_options);
 

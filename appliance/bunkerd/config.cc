@@ -94,6 +94,8 @@ Status LoadConfigFile(const std::string& path, Config* c) {
       st = ReadInt(v, key, 1, 300, &c->cluster_probe_timeout_seconds);
     } else if (key == "login_max_failures") {
       st = ReadInt(v, key, 1, 1000, &c->login_max_failures);
+    } else if (key == "login_max_failures_per_address") {
+      st = ReadInt(v, key, 1, 100000, &c->login_max_failures_per_address);
     } else if (key == "login_failure_window_seconds") {
       st = ReadInt(v, key, 1, 86400, &c->login_failure_window_seconds);
     } else if (key == "file_location_roots") {

@@ -18,6 +18,7 @@
 //   cluster_probe_timeout_seconds: 5  # GET /version of a cluster
 //   login_max_failures: 5             # failed logins per user and address ...
 //   login_failure_window_seconds: 300 # ... within this window, then 429
+//   login_max_failures_per_address: 30  # over all user names, same window
 //   file_location_roots: []  # where users who are not admins may create
 //                            # file:// locations; empty: admins only
 //   log_level: info
@@ -45,6 +46,7 @@ struct Config {
   int64_t cluster_probe_timeout_seconds = 5;
   int64_t login_max_failures = 5;
   int64_t login_failure_window_seconds = 300;
+  int64_t login_max_failures_per_address = 30;
   std::vector<std::string> file_location_roots;  // absolute directories
   int64_t max_queued_slow_requests = 256;
   std::string log_level = "info";

@@ -172,6 +172,34 @@ TEST_F(HandlerTest, RepeatedLoginFailuresAreThrottled) {
   EXPECT_FALSE(Login("admin", "admin-password").empty());
 }
 
+// Failures over many user names from one address (password spraying) are
+// limited too; a success does not clear them; other addresses are free.
+TEST_F(HandlerTest, PasswordSprayingFromOneAddressIsThrottled) {
+  HandlerOptions options;
+  options.login_max_failures_per_address = 4;
+  handler_ = std::make_unique<ApiHandler>(store_.get(), box_.get(), &metrics_, nullptr, options,
+                                          [this] { return now_; });
+  auto login = [&](const std::string& user, const std::string& password,
+                   const std::string& remote) {
+    ApiRequest req{"POST",
+                   "/api/v1/login",
+                   {},
+                   json{{"username", user}, {"password", password}}.dump(),
+                   remote};
+    return handler_->Handle(req).status;
+  };
+  EXPECT_EQ(login("u1", "guess", "10.1.1.1:1000"), 401);
+  EXPECT_EQ(login("u2", "guess", "10.1.1.1:1001"), 401);
+  EXPECT_EQ(login("admin", "admin-password", "10.1.1.1:1002"), 201);
+  EXPECT_EQ(login("u3", "guess", "10.1.1.1:1003"), 401);
+  EXPECT_EQ(login("u4", "guess", "10.1.1.1:1004"), 401);
+  EXPECT_EQ(login("u5", "guess", "10.1.1.1:1005"), 429);
+  EXPECT_EQ(login("admin", "admin-password", "10.1.1.1:1006"), 429);
+  EXPECT_EQ(login("admin", "admin-password", "10.2.2.2:1000"), 201);
+  now_ += 301;
+  EXPECT_EQ(login("admin", "admin-password", "10.1.1.1:1007"), 201);
+}
+
 TEST_F(HandlerTest, TokensExpireAndCanBeRevoked) {
   EXPECT_EQ(Call("GET", "/api/v1/users/me", admin_).status, 200);
   EXPECT_EQ(Call("GET", "/api/v1/users/me", "").status, 401);
