@@ -1,7 +1,8 @@
 // Corruption fixtures: a small repository built by the real binary (three
 // volumes: two block-mode, one file-mode), then copied and damaged in one
 // deterministic way per case, by RepoSurgeon (repo_surgeon.h) or by plain
-// file surgery. Nothing is committed as opaque bytes: the recipe is this file.
+// file surgery: the recipe is this file. A committed set made the same way by
+// an earlier build is in tests/fixtures/repos (corruption_committed_test.cc).
 //
 // For each damage: `check` names the damaged or missing object with the
 // right kind and the snapshots (id, volume, time) it affects; restoring an
