@@ -43,7 +43,9 @@ struct ApiError : std::exception {
   throw ApiError(status, std::move(code), std::move(message), std::move(details));
 }
 
-[[noreturn]] void NotFoundError(std::string what) { Fail(404, "not_found", what + " not found"); }
+[[noreturn]] void NotFoundError(const std::string& what) {
+  Fail(404, "not_found", what + " not found");
+}
 
 // Status → HTTP, the one place that maps them.
 [[noreturn]] void FailWith(const Status& st) {
@@ -1850,15 +1852,15 @@ ApiHandler::ApiHandler(store::Store* store, const auth::SecretBox* secrets, Metr
       secrets_(secrets),
       metrics_(metrics),
       prober_(prober ? std::move(prober) : LocationProber(ProbeLocation)),
-      options_(options),
+      options_(std::move(options)),
       clock_(clock ? std::move(clock) : [] {
         return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
       }),
-      login_throttle_(options.login_max_failures, options.login_failure_window.count()),
-      address_throttle_(options.login_max_failures_per_address,
-                        options.login_failure_window.count()) {}
+      login_throttle_(options_.login_max_failures, options_.login_failure_window.count()),
+      address_throttle_(options_.login_max_failures_per_address,
+                        options_.login_failure_window.count()) {}
 
 ApiResponse ApiHandler::Handle(const ApiRequest& request) {
   auto start = std::chrono::steady_clock::now();
