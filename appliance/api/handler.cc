@@ -813,6 +813,13 @@ class Routes {
     if (p.role != auth::Role::kAdmin && backend::ParseLocationUrl(url)->scheme == "file") {
       url = FileUrlWithinRoots(backend::ParseLocationUrl(url)->path);
     }
+    if (p.role != auth::Role::kAdmin && type == "s3" && !key_id) {
+      // Without keys the backend would sign with bunkerd's own credentials
+      // (environment, credentials file): those are for admins to lend.
+      std::string why = "required: S3 locations of users who are not admins carry their own keys";
+      Fail(403, "permission_denied", "access_key_id: " + why,
+           json{{"fields", {{"access_key_id", why}}}});
+    }
     options.s3_endpoint = endpoint.value_or("");
     options.s3_region = region.value_or("");
     // The probe signs with the location's own keys, not bunkerd's.

@@ -364,6 +364,20 @@ TEST_F(HandlerTest, S3ProbeUsesTheLocationsOwnKeys) {
   EXPECT_EQ(seen.s3_endpoint, "http://127.0.0.1:9");
   EXPECT_EQ(r.body.dump().find("location-secret-key"), std::string::npos);
   EXPECT_EQ(r.body.dump().find("AKIDLOCATION"), std::string::npos);
+  // Without keys bunkerd's own credentials would sign: admins only.
+  std::string bob = AddUser("bob");
+  json keyless{{"name", "keyless"}, {"type", "s3"}, {"url", "s3://bucket/other"}};
+  Reply refused = Call("POST", "/api/v1/backup-locations", bob, keyless.dump());
+  EXPECT_EQ(refused.status, 403) << refused.body.dump();
+  EXPECT_TRUE(refused.body["details"]["fields"].contains("access_key_id"));
+  keyless["access_key_id"] = "AKIDBOB";
+  keyless["secret_access_key"] = "bob-secret";
+  EXPECT_EQ(Call("POST", "/api/v1/backup-locations", bob, keyless.dump()).status, 201);
+  EXPECT_EQ(seen.s3_access_key_id, "AKIDBOB");
+  keyless.erase("access_key_id");
+  keyless.erase("secret_access_key");
+  keyless["name"] = "admins-keyless";
+  EXPECT_EQ(Call("POST", "/api/v1/backup-locations", admin_, keyless.dump()).status, 201);
 }
 
 // Without file_location_roots, file:// locations are for admins only.
