@@ -4,9 +4,9 @@
 #
 #   bash tests/failpoint_coverage.sh [BUILD_DIR]
 #
-# Runs the crash tests of agent_cli_test (gtest filter *Crash*), which print
-# "[ crash ] <point>…" for every crash they cause, and maps each point to the
-# tests that crashed there. The randomized model test (tests/integration/
+# Runs the crash tests of agent_cli_test and nfs_cli_test (gtest filter
+# *Crash*), which print "[ crash ] <point>…" for every crash they cause, and
+# maps each point to the tests that crashed there. The randomized model test (tests/integration/
 # model) also crashes at the points it lists; they are shown too. Exits 1
 # when a point is covered by no crash test and is not a known gap below.
 set -euo pipefail
@@ -16,9 +16,7 @@ test_bin="$build_dir/tests/integration/agent/agent_cli_test"
 [[ -x "$test_bin" ]] || { echo "failpoint_coverage: $test_bin is not built" >&2; exit 2; }
 
 # Points no automated crash test reaches yet, with the reason.
-declare -A known_gaps=(
-  [nfs.put.before_rename]="NFS backend only: the crash tests run against file:// (the NFS conformance suite has no crash test)"
-)
+declare -A known_gaps=()
 
 declare -A where=()
 while IFS=: read -r file line name; do
@@ -32,7 +30,9 @@ model_points=$(sed -n '/kBackupCrashPoints\[\] = {/,/};/p;/kPruneCrashPoints\[\]
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "failpoint_coverage: running $test_bin --gtest_filter=*Crash* (a few minutes)" >&2
-"$test_bin" --gtest_filter='*Crash*' >"$log" 2>&1 || {
+nfs_bin="$build_dir/tests/integration/nfs/nfs_cli_test"
+[[ -x "$nfs_bin" ]] || { echo "failpoint_coverage: $nfs_bin is not built" >&2; exit 2; }
+{ "$test_bin" --gtest_filter='*Crash*' && "$nfs_bin" --gtest_filter='*Crash*'; } >"$log" 2>&1 || {
   tail -40 "$log"
   echo "failpoint_coverage: the crash tests failed" >&2
   exit 1

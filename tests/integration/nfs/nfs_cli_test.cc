@@ -72,5 +72,9 @@ TEST_F(NfsCliTest, EveryVerbWorksOnAnNfsExport) { RunLifecycle(); }
 
 TEST_F(NfsCliTest, ServerKilledAndRestartedMidBackup) { RunServerKilledMidBackup(); }
 
+// The NFS backend's own write point: a crash between writing a temporary
+// object and renaming it into place.
+TEST_F(NfsCliTest, CrashBeforeARenameLosesNothing) { RunCrashAt("nfs.put.before_rename"); }
+
 }  // namespace
 }  // namespace bunker::testing

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <set>
 #include <thread>
 
@@ -290,6 +291,47 @@ void RemoteRepoCliTest::RunServerKilledMidBackup() {
   std::error_code ec;
   fs::remove(restored, ec);
   EXPECT_GE(CheckReadsEverything(), 0);
+}
+
+void RemoteRepoCliTest::RunCrashAt(const std::string& failpoint) {
+  {
+    RunResult init = Run({"repo", "init"});
+    ASSERT_TRUE(init.ok()) << init.Describe();
+  }
+  const fs::path first = dir() / "first.img", second = dir() / "second.img";
+  ASSERT_NO_FATAL_FAILURE(WriteImage(first, SmallImage()));
+  std::vector<Region> regions;
+  for (uint64_t i = 0; i < 40; ++i) regions.push_back(Random(7000 + i));  // 3 packs
+  ASSERT_NO_FATAL_FAILURE(WriteImage(second, regions));
+  std::optional<json> kept = RunJson({"backup", "--volume", first.string(), "--volume-id", "a"});
+  ASSERT_TRUE(kept);
+
+  std::vector<std::string> args = RepoArgs();
+  for (const char* a : {"backup", "--volume-id", "b", "--volume"}) args.emplace_back(a);
+  args.push_back(second.string());
+  EnvChanges env = RepoEnv();
+  env.push_back("BUNKER_FAILPOINT=" + failpoint + ":crash@2");
+  std::cout << "[ crash ] " << failpoint << ":crash@2" << std::endl;  // failpoint_coverage.sh
+  RunResult crashed = Agent(args, env, std::chrono::seconds(300));
+  ASSERT_EQ(crashed.exit_code, 86) << "the backup did not crash at " << failpoint << ":\n"
+                                   << crashed.Describe();
+
+  EXPECT_GE(CheckReadsEverything(), 0);
+  std::optional<json> snaps = RunJson({"snapshots"});
+  ASSERT_TRUE(snaps);
+  ASSERT_EQ((*snaps)["snapshots"].size(), 1u) << snaps->dump(2);
+  EXPECT_EQ((*snaps)["snapshots"][0]["id"], (*kept)["id"]);
+  fs::path restored = Restore((*kept)["id"]);
+  ASSERT_FALSE(restored.empty());
+  EXPECT_EQ(CompareFiles(first, restored), "");
+
+  std::optional<json> next = RunJson({"backup", "--volume", second.string(), "--volume-id", "b"});
+  ASSERT_TRUE(next);
+  restored = Restore((*next)["id"]);
+  ASSERT_FALSE(restored.empty());
+  EXPECT_EQ(CompareFiles(second, restored), "");
+  ASSERT_TRUE(RunJson({"prune"}));
+  EXPECT_EQ(CheckReadsEverything(), 0) << "prune left unreferenced packs";
 }
 
 }  // namespace bunker::testing

@@ -72,6 +72,12 @@ class RemoteRepoCliTest : public AgentTest {
   // --read-data passes, and the next backup succeeds and restores identical.
   void RunServerKilledMidBackup();
 
+  // A backup crashes (failpoint `crash`, exit 86, like kill -9) the second
+  // time it reaches `failpoint`: check --read-data passes, the snapshot
+  // committed before it is the only one and restores identical, and the
+  // next backup and a prune succeed.
+  void RunCrashAt(const std::string& failpoint);
+
  private:
   int restores_ = 0;
 };
