@@ -21,6 +21,22 @@ Status SqliteStatus(sqlite3* db, int rc, std::string_view what) {
   switch (rc & 0xff) {
     case SQLITE_CONSTRAINT:
       if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        // "UNIQUE constraint failed: table.col[, table.col]" says which field
+        // clashes, in SQL words; callers get "name is already taken", or
+        // "already exists" when the clash is over several fields (a grant).
+        constexpr std::string_view kPrefix = "UNIQUE constraint failed: ";
+        std::string_view detail = db ? sqlite3_errmsg(db) : "";
+        if (detail.substr(0, kPrefix.size()) == kPrefix) {
+          detail.remove_prefix(kPrefix.size());
+          if (detail.find(',') != std::string_view::npos) {
+            return AlreadyExists(std::string(what) + ": already exists");
+          }
+          if (size_t dot = detail.rfind('.'); dot != std::string_view::npos) {
+            detail.remove_prefix(dot + 1);
+          }
+          return AlreadyExists(std::string(what) + ": " + std::string(detail) +
+                               " is already taken");
+        }
         return AlreadyExists(std::move(msg));
       }
       return FailedPrecondition(std::move(msg));

@@ -56,6 +56,11 @@ TEST_F(SqliteStoreTest, UsersRoundTripAndNamesAreUnique) {
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   auto dup = store->CreateUser(User("alice"));
   EXPECT_EQ(dup.status().code(), Code::kAlreadyExists) << dup.status().ToString();
+  // The clash is named in the API's words, not SQLite's.
+  EXPECT_NE(dup.status().message().find("name is already taken"), std::string::npos)
+      << dup.status().ToString();
+  EXPECT_EQ(dup.status().message().find("UNIQUE constraint"), std::string::npos)
+      << dup.status().ToString();
   auto got = store->FindUserByName("alice");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->id, *id);
