@@ -3,10 +3,8 @@
 // self-signed certificate), with a NOTIFY_SOCKET this test listens on.
 
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +16,7 @@
 #include "tests/harness/ports.h"
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
+#include "tests/integration/appliance/bunkerd_fixture.h"
 
 namespace bunker::testing {
 namespace {
@@ -28,57 +27,6 @@ struct Reply {
   int status = 0;
   json body;
   std::string raw;
-};
-
-// A unix datagram socket standing in for systemd's notify socket.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-    unlink(path.c_str());
-    bound_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
-  ~NotifySocket() {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-  }
-  bool bound() const { return bound_; }
-
-  // Waits until a received message contains `line`; every message seen is kept.
-  bool WaitFor(const std::string& line, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      for (const std::string& m : messages_) {
-        if (m.find(line) != std::string::npos) {
-          return true;
-        }
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        return false;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) > 0) {
-        char buf[4096];
-        ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-        if (n > 0) {
-          messages_.emplace_back(buf, static_cast<size_t>(n));
-        }
-      }
-    }
-  }
-  const std::vector<std::string>& messages() const { return messages_; }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool bound_ = false;
-  std::vector<std::string> messages_;
 };
 
 std::string Bunkerd() { return std::string(BUNKER_BINARY_DIR) + "/appliance/bunkerd/bunkerd"; }
@@ -113,7 +61,7 @@ class BunkerdTest : public ::testing::Test {
     auto port = PickFreePort();
     ASSERT_TRUE(port.ok());
     port_ = *port;
-    notify_ = std::make_unique<NotifySocket>((dir_.path() / "notify.sock").string());
+    notify_ = std::make_unique<NotifyListener>((dir_.path() / "notify.sock").string());
     ASSERT_TRUE(notify_->bound());
     SpawnOptions options;
     options.env = {"NOTIFY_SOCKET=" + (dir_.path() / "notify.sock").string()};
@@ -190,7 +138,7 @@ class BunkerdTest : public ::testing::Test {
   TempDir dir_;
   std::string data_;
   uint16_t port_ = 0;
-  std::unique_ptr<NotifySocket> notify_;
+  std::unique_ptr<NotifyListener> notify_;
   Process server_;
   std::string admin_;
 };
