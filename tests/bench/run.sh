@@ -179,6 +179,14 @@ measure() {
     shift 4
     local tag="$tool-$phase-${size}g-$rep"
     local tf="$LOGS/$tag.time" err="$LOGS/$tag.err" rc=0 b0 b1
+    # Every run starts from the page cache (DESIGN.md's condition): the
+    # inputs it reads are read once, untimed. Without this the order of the
+    # tools would decide who reads from disk: borg drops what it read from
+    # the cache (posix_fadvise DONTNEED), so the tool after it would read the
+    # image from disk; bunker-agent writes packs with O_DIRECT (they never
+    # enter the cache), so its restores alone would read the repository
+    # from disk while restic's and borg's repositories sit in the cache.
+    [[ -n ${WARM:-} ]] && warm "$WARM"
     sync # earlier runs' dirty pages are not this run's work
     b0=$(busy_ticks)
     local pre=()
@@ -227,6 +235,11 @@ record_ok() { # SIZE TOOL PHASE REP STATUS [REASON [REPO_DIR [BYTES_MOVED]]]
     record "$1" "$2" "$3" "$4" "$5" "$e" "$u" "$s" "$m" - "${6:--}" "$o" "$out" "$repo_bytes" "$flush" "${8:--}"
 }
 
+# warm PATH...: read files (recursively) once so they are in page cache.
+warm() {
+    find "$@" -type f -print0 2>/dev/null | xargs -0 -r cat >/dev/null 2>&1 || true
+}
+
 # ---- tool adapters (repo dir, image, output dir are absolute) -------------
 tool_init() { # TOOL SIZE REP REPO
     local tool=$1 size=$2 rep=$3 repo=$4
@@ -242,6 +255,7 @@ tool_init() { # TOOL SIZE REP REPO
 declare -A BORG_LAST=()
 tool_backup() { # TOOL SIZE PHASE REP REPO IMAGE
     local tool=$1 size=$2 phase=$3 rep=$4 repo=$5 img=$6
+    local WARM=$img
     # shellcheck disable=SC2086
     case $tool in
     bunker) measure "$size" bunker "$phase" "$rep" "$AGENT" backup --repo "$repo" --volume "$img" \
@@ -258,6 +272,7 @@ tool_backup() { # TOOL SIZE PHASE REP REPO IMAGE
 
 tool_restore() { # TOOL SIZE REP REPO OUTDIR IMAGE -> prints restored file path on stdout via RESTORED
     local tool=$1 size=$2 rep=$3 repo=$4 out=$5 img=$6
+    local WARM=$repo
     mkdir -p "$out"
     # shellcheck disable=SC2086
     case $tool in
@@ -612,6 +627,7 @@ extra_verify() { # SIZE IMG
 EXTRA_STATUS=0
 run_extras() { # SIZE IMG BYTES
     local size=$1 img=$2 bytes=$3 x
+    local WARM=$img # every extra run reads the image, or a server's files (cached: they wrote them)
     for x in $EXTRAS; do
         case $x in
         s3) extra_s3 "$size" "$img" || true ;;
