@@ -17,74 +17,90 @@ constexpr size_t kMaxExpansion = 255;
 
 }  // namespace
 
-bool Lz4Compress(ByteSpan src, Bytes* dst) {
+size_t Lz4CompressTo(ByteSpan src, MutableByteSpan dst) {
   const size_t n = src.size();
-  if (n < 2 || n > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)) {
-    return false;  // nothing to gain, or more than one LZ4 block can hold
+  if (n < 2 || n > static_cast<size_t>(LZ4_MAX_INPUT_SIZE) || dst.size() < n - 1) {
+    return 0;  // nothing to gain, or more than one LZ4 block can hold
   }
   const char* in = reinterpret_cast<const char*>(src.data());
+  char* out = reinterpret_cast<char*>(dst.data());
 
   if (n >= kSampleFrom) {
     // Random or already compressed data: a sample from the middle that does
     // not fit in 97% of its size costs 1/16 of a full attempt on a 1 MiB chunk.
-    // *dst only grows to the sample's capacity here, so a rejected chunk does
-    // not pay for zero-filling a full-size buffer either.
     constexpr size_t kSampleCapacity = kSampleSize * kSampleMaxPercent / 100;
-    if (dst->size() < kSampleCapacity) {
-      dst->resize(kSampleCapacity);
-    }
     const size_t offset = (n - kSampleSize) / 2;
-    if (LZ4_compress_default(in + offset, reinterpret_cast<char*>(dst->data()),
-                             static_cast<int>(kSampleSize),
+    if (LZ4_compress_default(in + offset, out, static_cast<int>(kSampleSize),
                              static_cast<int>(kSampleCapacity)) <= 0) {
-      return false;
+      return 0;
     }
   }
 
   // Only output smaller than the input is any use, so the output capacity is
   // n - 1: LZ4 gives up (returns 0) as soon as it would exceed it.
-  dst->resize(n - 1);
-  const int written = LZ4_compress_default(in, reinterpret_cast<char*>(dst->data()),
-                                           static_cast<int>(n), static_cast<int>(n - 1));
-  if (written <= 0) {
-    return false;
-  }
-  dst->resize(static_cast<size_t>(written));
+  const int written = LZ4_compress_default(in, out, static_cast<int>(n), static_cast<int>(n - 1));
+  return written <= 0 ? 0 : static_cast<size_t>(written);
+}
+
+bool Lz4Compress(ByteSpan src, Bytes* dst) {
+  const size_t n = src.size();
+  if (n < 2 || n > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)) return false;
+  // A rejected sample never needs more than the sample's capacity, but the
+  // vector is sized once for the whole attempt: simpler, and callers that
+  // care about the zero-fill use Lz4CompressTo.
+  if (dst->size() < n - 1) dst->resize(n - 1);
+  const size_t written = Lz4CompressTo(src, *dst);
+  if (written == 0) return false;
+  dst->resize(written);
   return true;
 }
 
-Status Lz4Decompress(ByteSpan src, size_t raw_size, Bytes* dst) {
-  // Both checks come before any allocation: `raw_size` may come from a forged
-  // header.
+namespace {
+
+// Checks that come before any allocation: `raw_size` may come from a forged
+// header.
+Status CheckDecompressSizes(size_t src_size, size_t raw_size) {
   if (raw_size > static_cast<size_t>(LZ4_MAX_INPUT_SIZE) ||
-      src.size() > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)) {
-    dst->clear();
+      src_size > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)) {
     return Corruption("lz4: sizes beyond the LZ4 block limit (raw " + std::to_string(raw_size) +
-                      ", compressed " + std::to_string(src.size()) + ")");
+                      ", compressed " + std::to_string(src_size) + ")");
   }
-  if (src.empty()) {  // even an empty input compresses to one token byte
-    dst->clear();
+  if (src_size == 0) {  // even an empty input compresses to one token byte
     return Corruption("lz4: empty block");
   }
-  if (raw_size > src.size() * kMaxExpansion) {
-    dst->clear();
-    return Corruption("lz4: " + std::to_string(src.size()) + " compressed bytes cannot expand to " +
+  if (raw_size > src_size * kMaxExpansion) {
+    return Corruption("lz4: " + std::to_string(src_size) + " compressed bytes cannot expand to " +
                       std::to_string(raw_size));
   }
-  dst->resize(raw_size);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Lz4DecompressTo(ByteSpan src, MutableByteSpan dst) {
+  const size_t raw_size = dst.size();
+  RETURN_IF_ERROR(CheckDecompressSizes(src.size(), raw_size));
   const int got = LZ4_decompress_safe(reinterpret_cast<const char*>(src.data()),
-                                      reinterpret_cast<char*>(dst->data()),
+                                      reinterpret_cast<char*>(dst.data()),
                                       static_cast<int>(src.size()), static_cast<int>(raw_size));
   if (got < 0) {
-    dst->clear();
     return Corruption("lz4: malformed block of " + std::to_string(src.size()) + " bytes");
   }
   if (static_cast<size_t>(got) != raw_size) {
-    dst->clear();
     return Corruption("lz4: block expands to " + std::to_string(got) + " bytes, expected " +
                       std::to_string(raw_size));
   }
   return Status::Ok();
+}
+
+Status Lz4Decompress(ByteSpan src, size_t raw_size, Bytes* dst) {
+  Status st = CheckDecompressSizes(src.size(), raw_size);
+  if (st.ok()) {
+    dst->resize(raw_size);
+    st = Lz4DecompressTo(src, *dst);
+  }
+  if (!st.ok()) dst->clear();
+  return st;
 }
 
 }  // namespace bunker::chunk

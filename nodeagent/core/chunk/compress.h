@@ -17,6 +17,11 @@ namespace bunker::chunk {
 // `src` must not point into *dst.
 bool Lz4Compress(ByteSpan src, Bytes* dst);
 
+// The same into caller memory of at least src.size() bytes (nothing is
+// allocated or zero-filled): returns the compressed length, or 0 when the
+// chunk should be stored raw. `dst` must not overlap `src`.
+size_t Lz4CompressTo(ByteSpan src, MutableByteSpan dst);
+
 // Decompresses an LZ4 block that must expand to exactly `raw_size` bytes into
 // *dst (resized). Corruption on malformed input or a size mismatch, and before
 // allocating anything when `raw_size` is more than LZ4 can expand `src` to
@@ -24,5 +29,9 @@ bool Lz4Compress(ByteSpan src, Bytes* dst);
 // empty. `raw_size` is bounded by the caller before allocation; *dst never
 // grows beyond it. `src` must not point into *dst.
 Status Lz4Decompress(ByteSpan src, size_t raw_size, Bytes* dst);
+
+// The same into caller memory: `dst` is exactly the expected raw size. On
+// failure `dst` holds no meaningful bytes (the caller discards it).
+Status Lz4DecompressTo(ByteSpan src, MutableByteSpan dst);
 
 }  // namespace bunker::chunk

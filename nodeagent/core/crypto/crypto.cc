@@ -328,16 +328,22 @@ Aead::~Aead() = default;
 Status Aead::Seal(ByteSpan plaintext, ByteSpan aad, Bytes* out) {
   const size_t old_size = out->size();
   out->resize(old_size + kSealOverhead + plaintext.size());
-  uint8_t* nonce = out->data() + old_size;
-  Status s = RandomBytes({nonce, kNonceSize});
-  if (s.ok()) {
-    uint8_t* ct = nonce + kNonceSize;
-    s = GcmSeal(impl_->enc, plaintext, aad, nonce, ct, ct + plaintext.size());
-  }
+  Status s = SealInto(plaintext, aad, MutableByteSpan(*out).subspan(old_size));
   if (!s.ok()) {
     out->resize(old_size);
   }
   return s;
+}
+
+Status Aead::SealInto(ByteSpan plaintext, ByteSpan aad, MutableByteSpan out) {
+  if (out.size() != plaintext.size() + kSealOverhead) {
+    return InvalidArgument("aes-gcm seal: output of " + std::to_string(out.size()) +
+                           " bytes for " + std::to_string(plaintext.size()) + " bytes of plaintext");
+  }
+  uint8_t* nonce = out.data();
+  RETURN_IF_ERROR(RandomBytes({nonce, kNonceSize}));
+  uint8_t* ct = nonce + kNonceSize;
+  return GcmSeal(impl_->enc, plaintext, aad, nonce, ct, ct + plaintext.size());
 }
 
 struct Gmac::Impl {
@@ -410,6 +416,25 @@ Status Aead::Open(ByteSpan sealed, ByteSpan aad, Bytes* out) {
                      sealed.data() + kNonceSize + ct_size, aad, out->data());
   if (!s.ok()) {
     out->clear();
+  }
+  return s;
+}
+
+Status Aead::OpenInto(ByteSpan sealed, ByteSpan aad, MutableByteSpan out) {
+  if (sealed.size() < kSealOverhead) {
+    return Corruption("aes-gcm: sealed message of " + std::to_string(sealed.size()) +
+                      " bytes is shorter than nonce and tag (" + std::to_string(kSealOverhead) +
+                      ")");
+  }
+  const size_t ct_size = sealed.size() - kSealOverhead;
+  if (out.size() != ct_size) {
+    return InvalidArgument("aes-gcm open: output of " + std::to_string(out.size()) +
+                           " bytes for " + std::to_string(ct_size) + " bytes of ciphertext");
+  }
+  Status s = GcmOpen(impl_->dec, sealed.data(), sealed.subspan(kNonceSize, ct_size),
+                     sealed.data() + kNonceSize + ct_size, aad, out.data());
+  if (!s.ok()) {
+    std::fill(out.begin(), out.end(), uint8_t{0});  // never hand out unauthenticated bytes
   }
   return s;
 }

@@ -89,6 +89,12 @@ class Aead {
   // *out is then empty (unauthenticated plaintext is never handed out).
   // `sealed` and `aad` must not point into *out.
   Status Open(ByteSpan sealed, ByteSpan aad, Bytes* out);
+  // Into caller memory, without growing (and zero-filling) a vector: `out`
+  // must be exactly plaintext.size() + kSealOverhead bytes for SealInto and
+  // sealed.size() - kSealOverhead bytes for OpenInto (InvalidArgument
+  // otherwise). OpenInto zeroes `out` when the tag does not verify.
+  Status SealInto(ByteSpan plaintext, ByteSpan aad, MutableByteSpan out);
+  Status OpenInto(ByteSpan sealed, ByteSpan aad, MutableByteSpan out);
   // Raw GCM with an explicit nonce and separate tag (for NIST vectors).
   // InvalidArgument unless the nonce is 12 bytes and the tag 16 bytes.
   Status OpenDetached(ByteSpan nonce, ByteSpan ciphertext, ByteSpan tag, ByteSpan aad, Bytes* out);

@@ -145,7 +145,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
 
   auto worker = [&] {
     std::unique_ptr<BlobCodec> codec = repo->NewCodec();
-    Bytes stored;
+    AlignedBytes stored;  // reused: grows once, never zero-filled
     while (std::optional<io::Block> block = work.Pop()) {
       if (error.failed()) continue;
       ByteSpan data = block->data.span();
@@ -182,7 +182,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
                                     &stored, &flags);
           if (st.ok()) {
             BlobEntry e{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(data.size())};
-            st = packer.Add(e, stored);
+            st = packer.Add(e, stored.span());
           }
           if (!st.ok()) {
             error.Set(st.Annotate("chunk at offset " + std::to_string(block->offset)));

@@ -22,9 +22,16 @@ namespace {
 constexpr uint64_t kMaxRange = 8 << 20;  // bytes fetched per ranged read
 constexpr uint64_t kMaxGap = 256 << 10;  // unneeded bytes a range may span
 
+// The chunks one blob fills, and the fingerprint they were recorded with.
+struct Use {
+  std::vector<uint32_t> chunks;
+  crypto::Fingerprint fp{};
+  bool fp_usable = true;  // all of its chunks recorded the same, non-zero fingerprint
+};
+
 struct Item {
   BlobEntry entry;
-  const std::vector<uint32_t>* chunks;  // chunk indices that hold this blob
+  const Use* use;
 };
 
 struct Task {
@@ -44,37 +51,48 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
                    LoadBlockContent(repo, snapshot, codec.get()));
   std::vector<Id> ids(chunks.size());
   for (size_t i = 0; i < chunks.size(); ++i) ids[i] = chunks[i].id;
-  chunks = {};
   const uint64_t chunk_size = snapshot.chunk_size;
   auto chunk_len = [&](uint32_t i) {
     return std::min<uint64_t>(chunk_size, snapshot.size - uint64_t{i} * chunk_size);
   };
 
-  // Which chunks each blob fills, then where each blob lives.
-  std::unordered_map<BlobId, std::vector<uint32_t>, repo::IdHash> where;
+  // Which chunks each blob fills, then where each blob lives. Each blob is
+  // checked against the fingerprint its chunks were recorded with (see
+  // BlobCodec::DecodeInto); a blob whose chunks disagree, or have none, is
+  // checked against its HMAC id instead.
+  static constexpr crypto::Fingerprint kNoFingerprint{};
+  std::unordered_map<BlobId, Use, repo::IdHash> where;
   RestoreResult result;
   for (uint32_t i = 0; i < ids.size(); ++i) {
     if (repo::IsHole(ids[i])) {
       result.bytes_hole += chunk_len(i);
-    } else {
-      where[ids[i]].push_back(i);
+      continue;
     }
+    Use& use = where[ids[i]];
+    if (use.chunks.empty()) {
+      use.fp = chunks[i].fp;
+      use.fp_usable = use.fp != kNoFingerprint;
+    } else if (use.fp != chunks[i].fp) {
+      use.fp_usable = false;
+    }
+    use.chunks.push_back(i);
   }
+  chunks = {};
   std::map<ObjectId, std::vector<Item>> by_pack;
-  for (const auto& [id, chunks] : where) {
+  for (const auto& [id, use] : where) {
     std::optional<repo::BlobLocation> loc = repo->index().Find(id);
     if (!loc) {
       return Corruption("snapshot of volume " + snapshot.volume_id + ": blob " +
                         repo::ShortHex(id) + " (chunk at offset " +
-                        std::to_string(uint64_t{chunks.front()} * chunk_size) +
+                        std::to_string(uint64_t{use.chunks.front()} * chunk_size) +
                         ") is in no index: the repository is missing data");
     }
-    if (loc->entry.raw_length != chunk_len(chunks.front())) {
+    if (loc->entry.raw_length != chunk_len(use.chunks.front())) {
       return Corruption("blob " + repo::ShortHex(id) + " has " +
                         std::to_string(loc->entry.raw_length) + " bytes, its chunk needs " +
-                        std::to_string(chunk_len(chunks.front())));
+                        std::to_string(chunk_len(use.chunks.front())));
     }
-    by_pack[loc->pack].push_back(Item{loc->entry, &chunks});
+    by_pack[loc->pack].push_back(Item{loc->entry, &use});
   }
   std::vector<Task> tasks;
   for (auto& [pack, items] : by_pack) {
@@ -94,10 +112,10 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
       if (cur.items.empty()) {
         cur.pack = pack;
         cur.start = it.entry.offset;
-        cur.first_chunk = it.chunks->front();
+        cur.first_chunk = it.use->chunks.front();
       }
       cur.length = blob_end - cur.start;
-      cur.first_chunk = std::min(cur.first_chunk, it.chunks->front());
+      cur.first_chunk = std::min(cur.first_chunk, it.use->chunks.front());
       cur.items.push_back(it);
     }
     if (!cur.items.empty()) tasks.push_back(std::move(cur));
@@ -112,11 +130,12 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   write.direct = write.direct && chunk_size % BufferPool::kAlignment == 0;
   // Chunks travel to the writer in aligned pool buffers (the form O_DIRECT
   // takes). The pool bounds the restore's memory: queued writes, writes in
-  // flight, one being filled per worker, one held by the writing thread. It
+  // flight, two per worker (a decoded blob and the copy for another chunk
+  // with the same content), one held by the writing thread. It
   // is declared before the writer and the queue, so it outlives the buffers
   // they may still hold when destroyed.
   constexpr size_t kQueuedWrites = 16;
-  BufferPool pool(chunk_size, kQueuedWrites + write.queue_depth + workers + 1);
+  BufferPool pool(chunk_size, kQueuedWrites + write.queue_depth + 2 * workers + 1);
   ASSIGN_OR_RETURN(std::unique_ptr<io::BlockWriter> writer,
                    io::BlockWriter::Open(options.target, snapshot.size, options.overwrite, write));
   result.io_engine = std::string(io::EngineName(writer->engine()));
@@ -145,7 +164,6 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
   auto worker = [&] {
     std::unique_ptr<BlobCodec> c = repo->NewCodec();
     Bytes range;  // reused: one allocation per worker, not per range
-    Bytes plain;  // likewise
     for (size_t t = next++; t < tasks.size() && !failed; t = next++) {
       const Task& task = tasks[t];
       std::string name = repo::PackName(task.pack);
@@ -155,21 +173,27 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
         return;
       }
       for (const Item& it : task.items) {
-        Status st = c->Decode(
+        // Decoded straight into the write buffer of its first chunk
+        // (raw_length == that chunk's length, checked above).
+        const std::vector<uint32_t>& uses = it.use->chunks;
+        WriteItem first{uint64_t{uses.front()} * chunk_size, pool.Acquire()};
+        first.data.set_size(it.entry.raw_length);
+        Status st = c->DecodeInto(
             it.entry, ByteSpan(range.data() + (it.entry.offset - task.start), it.entry.length),
-            name, &plain);
+            name, MutableByteSpan(first.data.data(), first.data.size()),
+            it.use->fp_usable ? &it.use->fp : nullptr);
         if (!st.ok()) {
           fail(st);
           return;
         }
         ++fetched;
-        const std::vector<uint32_t>& chunks = *it.chunks;
-        for (uint32_t chunk : chunks) {
-          WriteItem w{uint64_t{chunk} * chunk_size, pool.Acquire()};
-          std::memcpy(w.data.data(), plain.data(), plain.size());
-          w.data.set_size(plain.size());
+        for (size_t k = 1; k < uses.size(); ++k) {  // the same content elsewhere in the volume
+          WriteItem w{uint64_t{uses[k]} * chunk_size, pool.Acquire()};
+          std::memcpy(w.data.data(), first.data.data(), first.data.size());
+          w.data.set_size(first.data.size());
           if (!writes.Push(std::move(w))) return;  // closed after a failure
         }
+        if (!writes.Push(std::move(first))) return;
       }
     }
   };

@@ -1,5 +1,6 @@
 #include "nodeagent/core/repo/codec.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -69,68 +70,129 @@ void BlobCodec::BlobAad(BlobType type, uint8_t flags, uint32_t raw_length, const
   PutBytes(&aad_, id);
 }
 
-Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
-                         Bytes* out, uint8_t* flags) {
-  if (plaintext.size() > kMaxBlobSize) {
-    return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
-  }
-  uint32_t raw_length = static_cast<uint32_t>(plaintext.size());
+ByteSpan BlobCodec::Prepare(BlobType type, const BlobId& id, ByteSpan plaintext,
+                           uint8_t* flags) {
   ByteSpan payload = plaintext;
   *flags = 0;
-  if (chunk::Lz4Compress(plaintext, &compressed_)) {
-    payload = compressed_;
-    *flags = kFlagLz4;
+  if (plaintext.size() >= 2) {
+    compressed_.resize(plaintext.size() - 1);
+    const size_t n = chunk::Lz4CompressTo(plaintext, {compressed_.data(), compressed_.size()});
+    if (n > 0) {
+      payload = ByteSpan(compressed_.data(), n);
+      *flags = kFlagLz4;
+    }
   }
-  BlobAad(type, *flags, raw_length, id);
-  size_t start = out->size();
-  RETURN_IF_ERROR(aead_.Seal(payload, aad_, out));
+  BlobAad(type, *flags, static_cast<uint32_t>(plaintext.size()), id);
+  return payload;
+}
+
+Status BlobCodec::SealChecked(BlobType type, const BlobId& id, ByteSpan plaintext,
+                              ByteSpan payload, uint8_t flags, bool verify, MutableByteSpan dst) {
+  RETURN_IF_ERROR(aead_.SealInto(payload, aad_, dst));
   if (verify) {
-    BlobEntry e{id, type, *flags, 0, static_cast<uint32_t>(out->size() - start), raw_length};
-    Status st =
-        OpenPayload(e, ByteSpan(out->data() + start, out->size() - start), "self-check", &check_);
-    if (!st.ok() || check_.size() != plaintext.size() ||
-        std::memcmp(check_.data(), plaintext.data(), plaintext.size()) != 0) {
-      out->resize(start);
+    const uint32_t raw_length = static_cast<uint32_t>(plaintext.size());
+    BlobEntry e{id, type, flags, 0, static_cast<uint32_t>(dst.size()), raw_length};
+    Result<ByteSpan> back = OpenPayload(e, dst, "self-check");
+    if (!back.ok() || std::memcmp(back->data(), plaintext.data(), plaintext.size()) != 0) {
       return Internal("blob " + ShortHex(id) +
                       " did not decode back to its plaintext before upload (codec self-check): " +
-                      st.ToString());
+                      back.status().ToString());
     }
   }
   return Status::Ok();
 }
 
+Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
+                         Bytes* out, uint8_t* flags) {
+  if (plaintext.size() > kMaxBlobSize) {
+    return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
+  }
+  ByteSpan payload = Prepare(type, id, plaintext, flags);
+  const size_t start = out->size();
+  out->resize(start + payload.size() + crypto::kSealOverhead);
+  Status st = SealChecked(type, id, plaintext, payload, *flags, verify,
+                          MutableByteSpan(*out).subspan(start));
+  if (!st.ok()) out->resize(start);
+  return st;
+}
+
+Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
+                         AlignedBytes* out, uint8_t* flags) {
+  if (plaintext.size() > kMaxBlobSize) {
+    return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
+  }
+  ByteSpan payload = Prepare(type, id, plaintext, flags);
+  const size_t start = out->size();
+  out->resize(start + payload.size() + crypto::kSealOverhead);
+  Status st = SealChecked(type, id, plaintext, payload, *flags, verify,
+                          MutableByteSpan(out->data() + start, out->size() - start));
+  if (!st.ok()) out->resize(start);
+  return st;
+}
+
 Status BlobCodec::Decode(const BlobEntry& entry, ByteSpan sealed, std::string_view what,
                          Bytes* out) {
-  RETURN_IF_ERROR(OpenPayload(entry, sealed, what, out));
-  BlobId id = hmac_.Compute(*out);
-  if (!crypto::ConstantTimeEqual(id, entry.id)) {
-    return Corruption(std::string(what) + ": blob " + ShortHex(entry.id) +
-                      ": content does not match its id");
+  // Bounded before the allocation: the entry comes from an untrusted index.
+  Status st = CheckLengths(entry, what);
+  if (st.ok()) {
+    out->resize(entry.raw_length);
+    st = DecodeInto(entry, sealed, what, *out, nullptr);
   }
+  if (!st.ok()) out->clear();
+  return st;
+}
+
+Status BlobCodec::DecodeInto(const BlobEntry& entry, ByteSpan sealed, std::string_view what,
+                             MutableByteSpan out, const crypto::Fingerprint* fingerprint) {
+  auto failed = [&](Status st) {
+    std::fill(out.begin(), out.end(), uint8_t{0});
+    return st;
+  };
+  if (out.size() != entry.raw_length) {
+    return failed(Corruption(std::string(what) + ": blob " + ShortHex(entry.id) +
+                             ": plaintext length differs from the index"));
+  }
+  Result<ByteSpan> plain = OpenPayload(entry, sealed, what);
+  if (!plain.ok()) return failed(plain.status());
+  // Checked while the plaintext is still in cache, then copied out: a copy
+  // into cold memory (a write buffer) is cheaper than decrypting or
+  // decompressing into it.
+  if (fingerprint != nullptr) {
+    if (!crypto::ConstantTimeEqual(gmac_.Compute(*plain), *fingerprint)) {
+      return failed(Corruption(std::string(what) + ": blob " + ShortHex(entry.id) +
+                               ": content does not match the fingerprint recorded at backup"));
+    }
+  } else if (!crypto::ConstantTimeEqual(hmac_.Compute(*plain), entry.id)) {
+    return failed(Corruption(std::string(what) + ": blob " + ShortHex(entry.id) +
+                             ": content does not match its id"));
+  }
+  std::memcpy(out.data(), plain->data(), plain->size());
   return Status::Ok();
 }
 
-Status BlobCodec::OpenPayload(const BlobEntry& entry, ByteSpan sealed, std::string_view what,
-                              Bytes* out) {
+Result<ByteSpan> BlobCodec::OpenPayload(const BlobEntry& entry, ByteSpan sealed,
+                                        std::string_view what) {
   auto fail = [&](std::string_view why) {
     return Corruption(std::string(what) + ": blob " + ShortHex(entry.id) + ": " + std::string(why));
   };
   if (sealed.size() != entry.length) return fail("stored length differs from the index");
   RETURN_IF_ERROR(CheckLengths(entry, what));
   BlobAad(entry.type, entry.flags, entry.raw_length, entry.id);
+  plain_.resize(entry.raw_length);
+  MutableByteSpan plain(plain_.data(), plain_.size());
   if (entry.flags & kFlagLz4) {
-    if (!aead_.Open(sealed, aad_, &compressed_).ok()) {
+    opened_.resize(entry.length - crypto::kSealOverhead);
+    MutableByteSpan payload(opened_.data(), opened_.size());
+    if (!aead_.OpenInto(sealed, aad_, payload).ok()) {
       return fail("authentication failed (damaged, or not the blob the index names)");
     }
-    Status st = chunk::Lz4Decompress(compressed_, entry.raw_length, out);
+    Status st = chunk::Lz4DecompressTo(payload, plain);
     if (!st.ok()) return fail("LZ4 data does not decompress: " + st.message());
-  } else {
-    if (!aead_.Open(sealed, aad_, out).ok()) {
-      return fail("authentication failed (damaged, or not the blob the index names)");
-    }
+  } else if (!aead_.OpenInto(sealed, aad_, plain).ok()) {
+    // (CheckLengths made length == raw_length + overhead for a raw blob.)
+    return fail("authentication failed (damaged, or not the blob the index names)");
   }
-  if (out->size() != entry.raw_length) return fail("plaintext length differs from the index");
-  return Status::Ok();
+  return ByteSpan(plain);
 }
 
 Status BlobCodec::Seal(std::string_view aad, ByteSpan plaintext, Bytes* out) {

@@ -33,6 +33,11 @@ void AlignedBytes::reserve(size_t n) {
   capacity_ = cap;
 }
 
+void AlignedBytes::resize(size_t n) {
+  if (n > capacity_) reserve(std::max(n, capacity_ + capacity_ / 2));
+  size_ = n;
+}
+
 void AlignedBytes::Append(std::span<const uint8_t> bytes) {
   if (bytes.empty()) return;
   if (size_ + bytes.size() > capacity_) {

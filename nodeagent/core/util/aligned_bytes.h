@@ -37,6 +37,9 @@ class AlignedBytes {
   // Grows the storage to at least n bytes (rounded up to the alignment),
   // keeping the contents. Throws std::bad_alloc like std::vector.
   void reserve(size_t n);
+  // Sets the size to n, growing the storage if needed (geometrically); bytes
+  // beyond the old size are not initialised.
+  void resize(size_t n);
   // Appends bytes, growing geometrically when full.
   void Append(std::span<const uint8_t> bytes);
 

@@ -434,6 +434,35 @@ TEST_F(CorruptionFixtureTest, DataBlobIndexedAsMeta) {
   ExpectPruneRefuses(repo::ShortHex(victim));
 }
 
+// A content list whose fingerprint for one chunk does not match the blob it
+// names (authentic, sealed with the key: what a writer bug would leave).
+// Restore checks every decoded chunk against its fingerprint, so it must
+// fail loudly instead of writing bytes other than those the backup read.
+TEST_F(CorruptionFixtureTest, ContentListFingerprintDisagreesWithItsChunk) {
+  std::unique_ptr<RepoSurgeon> s = Surgeon();
+  ASSERT_TRUE(s);
+  repo::BlobId victim{};
+  Result<std::string> fresh =
+      s->RewriteContentList(base().snap_a, [&](std::vector<repo::ChunkRef>* chunks) {
+        for (repo::ChunkRef& c : *chunks) {
+          if (!repo::IsHole(c.id) && repo::IsHole(victim)) {
+            c.fp[0] ^= 0x01;
+            victim = c.id;
+          }
+        }
+      });
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  ASSERT_FALSE(repo::IsHole(victim));
+  s.reset();
+  const fs::path target = dir() / "fingerprint-target";
+  RunResult r = InRepo({"restore", "--snapshot", *fresh, "--target", target.string()});
+  EXPECT_EQ(r.exit_code, 5) << r.Describe();
+  EXPECT_NE(r.err.find(repo::ShortHex(victim)), std::string::npos) << r.Describe();
+  EXPECT_NE(r.err.find("fingerprint recorded at backup"), std::string::npos) << r.Describe();
+  EXPECT_FALSE(fs::exists(fs::symlink_status(target))) << r.Describe();
+  ExpectOthersRestore(false, true, true);
+}
+
 // Type confusion, meta as data: fs-c's snapshot names a data blob (a file's
 // content) as its root tree.
 TEST_F(CorruptionFixtureTest, SnapshotTreeIsADataBlob) {

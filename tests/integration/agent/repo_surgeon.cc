@@ -2,7 +2,9 @@
 
 #include "nodeagent/core/backend/backend.h"
 #include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/mover/block_backup.h"
 #include "nodeagent/core/mover/maintenance.h"
+#include "nodeagent/core/repo/pack_writer.h"
 
 namespace bunker::testing {
 
@@ -72,6 +74,33 @@ Result<std::string> RepoSurgeon::RewriteSnapshot(const std::string& hex_id,
   RETURN_IF_ERROR(repo_->backend()->Put(repo::SnapshotName(fresh), sealed));
   RETURN_IF_ERROR(repo_->backend()->Delete(name));
   return repo::ToHex(fresh);
+}
+
+Result<std::string> RepoSurgeon::RewriteContentList(
+    const std::string& hex_id, const std::function<void(std::vector<repo::ChunkRef>*)>& edit) {
+  ASSIGN_OR_RETURN(repo::Id id, repo::ParseId(hex_id));
+  std::unique_ptr<repo::BlobCodec> codec = repo_->NewCodec();
+  ASSIGN_OR_RETURN(repo::Snapshot snap, repo_->LoadSnapshot(id, codec.get()));
+  ASSIGN_OR_RETURN(std::vector<repo::ChunkRef> chunks,
+                   mover::LoadBlockContent(repo_.get(), snap, codec.get()));
+  edit(&chunks);
+  json ids = json::array();
+  repo::PackWriter packer(repo_.get(), repo::PackWriterOptions{});
+  for (size_t i = 0; i < chunks.size() || i == 0; i += repo::kContentIdsPerMeta) {
+    const size_t n = std::min<size_t>(repo::kContentIdsPerMeta, chunks.size() - i);
+    Bytes plain = repo::EncodeContentList(std::span(chunks.data() + i, n));
+    repo::BlobId blob = codec->ComputeId(plain);
+    Bytes stored;
+    uint8_t flags = 0;
+    RETURN_IF_ERROR(codec->Encode(repo::BlobType::kMeta, blob, plain, true, &stored, &flags));
+    RETURN_IF_ERROR(packer.Add(repo::BlobEntry{blob, repo::BlobType::kMeta, flags, 0, 0,
+                                               static_cast<uint32_t>(plain.size())},
+                               stored));
+    ids.push_back(repo::ToHex(blob));
+  }
+  ASSIGN_OR_RETURN(std::vector<repo::PackEntries> packs, packer.Finish());
+  RETURN_IF_ERROR(AddIndex(packs).status());
+  return RewriteSnapshot(hex_id, [&](json* j) { (*j)["content"] = ids; });
 }
 
 Result<std::vector<repo::BlobLocation>> RepoSurgeon::SnapshotBlobs(const std::string& hex_id) {

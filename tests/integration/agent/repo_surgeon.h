@@ -44,6 +44,13 @@ class RepoSurgeon {
   Result<std::string> RewriteSnapshot(const std::string& hex_id,
                                       const std::function<void(nlohmann::json*)>& edit);
 
+  // Replaces block-mode snapshot `hex_id` by one whose content list went
+  // through `edit`: the new list is stored as meta blobs in a new pack (with
+  // its index file) and the snapshot re-sealed to name it; returns the new
+  // snapshot id (hex).
+  Result<std::string> RewriteContentList(
+      const std::string& hex_id, const std::function<void(std::vector<repo::ChunkRef>*)>& edit);
+
   // Every blob a snapshot references (meta and data), with its location.
   Result<std::vector<repo::BlobLocation>> SnapshotBlobs(const std::string& hex_id);
 

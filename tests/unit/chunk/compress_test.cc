@@ -147,6 +147,26 @@ TEST_F(Lz4DecompressTest, DamagedInputNeverCrashes) {
   }
 }
 
+TEST(Lz4Test, IntoCallerMemoryMatchesTheVectorForm) {
+  Bytes src = TextLike(1 << 20, 5);
+  Bytes dst(src.size() - 1);
+  const size_t n = Lz4CompressTo(src, dst);
+  ASSERT_GT(n, 0u);
+  Bytes viaVector;
+  ASSERT_TRUE(Lz4Compress(src, &viaVector));
+  EXPECT_EQ(viaVector, Bytes(dst.begin(), dst.begin() + static_cast<std::ptrdiff_t>(n)));
+  Bytes back(src.size());
+  ASSERT_TRUE(Lz4DecompressTo(ByteSpan(dst).first(n), back).ok());
+  EXPECT_EQ(back, src);
+  Bytes short_out(src.size() - 1);
+  EXPECT_EQ(Lz4DecompressTo(ByteSpan(dst).first(n), short_out).code(), Code::kCorruption);
+  // Too little room for a useful result, or random data: 0 (store raw).
+  Bytes tiny(16);
+  EXPECT_EQ(Lz4CompressTo(src, tiny), 0u);
+  Bytes random = PseudoRandom(1 << 20, 99);
+  EXPECT_EQ(Lz4CompressTo(random, dst), 0u);
+}
+
 TEST(Lz4Test, GarbageIsCorruption) {
   // Random bytes are occasionally a valid block of exactly the claimed size
   // (a token announcing n literals followed by n bytes); anything else must be

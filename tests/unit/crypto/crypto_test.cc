@@ -317,6 +317,31 @@ TEST(AeadTest, TamperingWithAnyPartIsCorruption) {
   EXPECT_EQ(out, plaintext);
 }
 
+TEST(AeadTest, IntoCallerMemoryMatchesTheVectorForm) {
+  Key key{};
+  key[3] = 7;
+  Aead aead(key);
+  Bytes plaintext(5000, 0x5a), aad = {1, 2, 3};
+  Bytes sealed(plaintext.size() + kSealOverhead);
+  ASSERT_TRUE(aead.SealInto(plaintext, aad, sealed).ok());
+  Bytes viaVector;
+  ASSERT_TRUE(aead.Open(sealed, aad, &viaVector).ok());
+  EXPECT_EQ(viaVector, plaintext);
+  Bytes out(plaintext.size());
+  ASSERT_TRUE(aead.OpenInto(sealed, aad, out).ok());
+  EXPECT_EQ(out, plaintext);
+  // Wrong output sizes are refused before anything is written.
+  Bytes small(plaintext.size() - 1), big(sealed.size() + 1);
+  EXPECT_EQ(aead.SealInto(plaintext, aad, big).code(), Code::kInvalidArgument);
+  EXPECT_EQ(aead.OpenInto(sealed, aad, small).code(), Code::kInvalidArgument);
+  EXPECT_EQ(aead.OpenInto(Bytes(kSealOverhead - 1), aad, {}).code(), Code::kCorruption);
+  // A tampered message leaves zeros, never unauthenticated plaintext.
+  sealed[kNonceSize + 10] ^= 1;
+  std::fill(out.begin(), out.end(), 0x11);
+  EXPECT_EQ(aead.OpenInto(sealed, aad, out).code(), Code::kCorruption);
+  EXPECT_EQ(out, Bytes(out.size(), 0));
+}
+
 TEST(AeadTest, WrongKeyIsCorruption) {
   const Key key = RandomKey();
   Key other = key;

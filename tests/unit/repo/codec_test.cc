@@ -1,5 +1,6 @@
 #include "nodeagent/core/repo/codec.h"
 
+#include <algorithm>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -120,6 +121,71 @@ TEST_F(CodecTest, TypeLengthAndIdAreAuthenticated) {
   EXPECT_EQ(codec_.Decode(wrong_flags, stored, "t", &out).code(), Code::kCorruption);
   BlobCodec other(TestKey(9));
   EXPECT_EQ(other.Decode(good, stored, "t", &out).code(), Code::kCorruption);
+}
+
+TEST_F(CodecTest, DecodeIntoChecksTheRecordedFingerprint) {
+  for (Bytes plain : {Text(1 << 20), Random(1 << 20, 3)}) {  // LZ4 and raw blobs
+    BlobId id = codec_.ComputeId(plain);
+    crypto::Fingerprint fp = codec_.Fingerprint(plain);
+    AlignedBytes stored;
+    uint8_t flags = 0;
+    ASSERT_TRUE(codec_.Encode(BlobType::kData, id, plain, true, &stored, &flags).ok());
+    BlobEntry e{id, BlobType::kData, flags, 0, static_cast<uint32_t>(stored.size()),
+                static_cast<uint32_t>(plain.size())};
+    Bytes out(plain.size(), 0xee);
+    ASSERT_TRUE(codec_.DecodeInto(e, stored.span(), "p", out, &fp).ok());
+    EXPECT_EQ(out, plain);
+    std::fill(out.begin(), out.end(), 0xee);
+    ASSERT_TRUE(codec_.DecodeInto(e, stored.span(), "p", out, nullptr).ok());  // by HMAC id
+    EXPECT_EQ(out, plain);
+
+    crypto::Fingerprint other = fp;
+    other[5] ^= 0x40;
+    Status st = codec_.DecodeInto(e, stored.span(), "pack P", out, &other);
+    ASSERT_EQ(st.code(), Code::kCorruption);
+    EXPECT_NE(st.message().find("fingerprint"), std::string::npos) << st.ToString();
+    EXPECT_NE(st.message().find("pack P"), std::string::npos);
+    EXPECT_EQ(std::count(out.begin(), out.end(), 0), static_cast<std::ptrdiff_t>(out.size()))
+        << "no plaintext is handed out after a failed check";
+    Bytes wrong_size(plain.size() - 1);
+    EXPECT_EQ(codec_.DecodeInto(e, stored.span(), "p", wrong_size, &fp).code(), Code::kCorruption);
+  }
+}
+
+TEST_F(CodecTest, ContentSealedUnderAnotherIdIsCaughtByIdOrFingerprint) {
+  // A writer bug: the bytes sealed are not the bytes the id (and fingerprint)
+  // were computed from. GCM authenticates them (they were sealed with the
+  // key); the id check and the fingerprint check must each refuse them.
+  Bytes meant = Text(1 << 20);
+  Bytes sealed_bytes = meant;
+  sealed_bytes[12345] ^= 0x01;
+  BlobId id = codec_.ComputeId(meant);
+  crypto::Fingerprint fp = codec_.Fingerprint(meant);
+  Bytes stored;
+  uint8_t flags = 0;
+  ASSERT_TRUE(codec_.Encode(BlobType::kData, id, sealed_bytes, true, &stored, &flags).ok());
+  BlobEntry e{id, BlobType::kData, flags, 0, static_cast<uint32_t>(stored.size()),
+              static_cast<uint32_t>(meant.size())};
+  Bytes out;
+  EXPECT_EQ(codec_.Decode(e, stored, "p", &out).code(), Code::kCorruption);
+  Bytes into(meant.size());
+  EXPECT_EQ(codec_.DecodeInto(e, stored, "p", into, &fp).code(), Code::kCorruption);
+  EXPECT_EQ(codec_.DecodeInto(e, stored, "p", into, nullptr).code(), Code::kCorruption);
+}
+
+TEST_F(CodecTest, AlignedAndVectorEncodingsDecodeAlike) {
+  Bytes plain = Text(300000);
+  BlobId id = codec_.ComputeId(plain);
+  AlignedBytes a;
+  a.Append(AsBytes("prefix"));  // Encode appends
+  uint8_t flags = 0;
+  ASSERT_TRUE(codec_.Encode(BlobType::kMeta, id, plain, true, &a, &flags).ok());
+  ASSERT_GT(a.size(), 6u);
+  BlobEntry e{id, BlobType::kMeta, flags, 0, static_cast<uint32_t>(a.size() - 6),
+              static_cast<uint32_t>(plain.size())};
+  Bytes back;
+  ASSERT_TRUE(codec_.Decode(e, a.span().subspan(6), "p", &back).ok());
+  EXPECT_EQ(back, plain);
 }
 
 TEST_F(CodecTest, SealedObjectsAreBoundToTheirKind) {
