@@ -5,6 +5,8 @@
 #include <cstring>
 #include <new>
 
+#include "nodeagent/core/util/io_alloc.h"
+
 namespace bunker {
 
 AlignedBytes& AlignedBytes::operator=(AlignedBytes&& other) noexcept {
@@ -24,9 +26,8 @@ AlignedBytes::~AlignedBytes() { std::free(data_); }
 
 void AlignedBytes::reserve(size_t n) {
   if (n <= capacity_) return;
-  const size_t cap = (n + kAlignment - 1) / kAlignment * kAlignment;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, cap));
-  if (p == nullptr) throw std::bad_alloc();
+  size_t cap = 0;
+  uint8_t* p = AllocateIoBuffer(n, &cap);
   if (size_ > 0) std::memcpy(p, data_, size_);
   std::free(data_);
   data_ = p;

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "nodeagent/core/util/io_alloc.h"
+
 namespace bunker {
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
@@ -32,10 +34,7 @@ void Buffer::Release() {
 
 BufferPool::BufferPool(size_t buffer_size, size_t count)
     : buffer_size_((buffer_size + kAlignment - 1) / kAlignment * kAlignment), count_(count) {
-  arena_ = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, buffer_size_ * count_));
-  if (arena_ == nullptr) {
-    throw std::bad_alloc();
-  }
+  arena_ = AllocateIoBuffer(buffer_size_ * count_);
   free_.reserve(count_);
   for (size_t i = 0; i < count_; ++i) {
     free_.push_back(arena_ + i * buffer_size_);
