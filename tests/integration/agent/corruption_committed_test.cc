@@ -172,7 +172,7 @@ class CommittedRepoFixtureTest : public AgentTest {
     if (spec.at("outcome") == "refuses") {
       auto before = ListTree(repo_);
       RunResult r = InRepo({"prune"});
-      EXPECT_NE(r.exit_code, 0) << r.Describe();
+      EXPECT_EQ(r.exit_code, 5) << "damage is exit code 5:\n" << r.Describe();
       EXPECT_NE(r.err.find("prune refuses"), std::string::npos) << r.Describe();
       EXPECT_NE(r.err.find(spec.at("names").get<std::string>()), std::string::npos) << r.Describe();
       auto after = ListTree(repo_);

@@ -226,7 +226,7 @@ class CorruptionFixtureTest : public AgentTest {
   void ExpectPruneRefuses(const std::string& names) {
     auto before = ListTree(repo_);
     RunResult r = InRepo({"prune"});
-    EXPECT_NE(r.exit_code, 0) << r.Describe();
+    EXPECT_EQ(r.exit_code, 5) << "damage is exit code 5:\n" << r.Describe();
     EXPECT_NE(r.err.find("prune refuses"), std::string::npos) << r.Describe();
     EXPECT_NE(r.err.find(names), std::string::npos) << r.Describe();
     auto after = ListTree(repo_);
