@@ -68,14 +68,39 @@ Result<LocationUrl> ParseLocationUrl(std::string_view url) {
       return BadUrl(url, out.scheme == "s3" ? "missing bucket: s3://bucket/prefix"
                                             : "missing server: nfs://host/export/path");
     }
-    size_t colon = authority.rfind(':');
-    if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
-      std::string port(authority.substr(colon + 1));
+    // host, host:port, [IPv6], [IPv6]:port. A bucket name has no colon.
+    std::string_view port;
+    bool has_port = false;
+    if (authority.front() == '[') {
+      const size_t close = authority.find(']');
+      if (close == std::string_view::npos) return BadUrl(url, "unterminated [IPv6 address]");
+      std::string_view after = authority.substr(close + 1);
+      if (!after.empty()) {
+        if (after.front() != ':') return BadUrl(url, "unexpected text after the ]");
+        port = after.substr(1);
+        has_port = true;
+      }
+      authority = authority.substr(1, close - 1);
+      if (authority.empty() ||
+          authority.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos) {
+        return BadUrl(url, "invalid IPv6 address in brackets");
+      }
+      if (out.scheme == "s3") return BadUrl(url, "s3 URLs name a bucket, not an address");
+    } else if (size_t colon = authority.find(':'); colon != std::string_view::npos) {
+      if (authority.find(':', colon + 1) != std::string_view::npos) {
+        return BadUrl(url, "an IPv6 address goes in brackets: nfs://[fd00::1]/export");
+      }
+      port = authority.substr(colon + 1);
+      has_port = true;
       authority = authority.substr(0, colon);
+    }
+    if (has_port) {
+      std::string text(port);
       char* end = nullptr;
-      long p = std::strtol(port.c_str(), &end, 10);
-      if (port.empty() || *end != '\0' || p <= 0 || p > 65535) {
-        return BadUrl(url, "invalid port \"" + port + "\"");
+      long p = std::strtol(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || p <= 0 || p > 65535 || text.front() == '-' ||
+          text.front() == '+' || text.front() == ' ') {
+        return BadUrl(url, "invalid port \"" + text + "\"");
       }
       out.port = static_cast<int>(p);
     }

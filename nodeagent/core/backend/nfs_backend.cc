@@ -125,8 +125,10 @@ Result<std::unique_ptr<Backend>> NfsBackend::Open(std::string_view url, bool cre
   if (loc.scheme != "nfs") {
     return InvalidArgument("not an nfs:// URL: " + std::string(url));
   }
+  const std::string host =
+      loc.host.find(':') == std::string::npos ? loc.host : "[" + loc.host + "]";
   std::string describe =
-      "nfs://" + loc.host + (loc.port != 0 ? ":" + std::to_string(loc.port) : "") + loc.path;
+      "nfs://" + host + (loc.port != 0 ? ":" + std::to_string(loc.port) : "") + loc.path;
   auto bad = [&](const std::string& why) {
     return InvalidArgument("repository URL \"" + describe + "\": " + why);
   };

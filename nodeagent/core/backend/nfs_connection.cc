@@ -335,7 +335,11 @@ class NfsConnection::IoLoop {
     }
     // Options from the URL (ports, uid/gid, …) are applied by libnfs's own
     // parser; reconnection and caching stay under our control.
-    std::string url = "nfs://" + spec_.server + spec_.export_path +
+    // (Only the options are taken from this parse; an IPv6 server, which
+    // libnfs's URL parser does not take, is replaced by a placeholder.)
+    const std::string server =
+        spec_.server.find(':') == std::string::npos ? spec_.server : "ipv6-server";
+    std::string url = "nfs://" + server + spec_.export_path +
                       (spec_.libnfs_options.empty() ? std::string() : "?" + spec_.libnfs_options);
     nfs_url* parsed = nfs_parse_url_dir(ctx_, url.c_str());
     if (parsed == nullptr) {
