@@ -1,5 +1,7 @@
 #include "nodeagent/agent/commands.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -338,6 +341,66 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
   return kExitOk;
 }
 
+// A target that does not exist yet is restored under a staging name beside it
+// and renamed into place only once the restore has succeeded (and is on
+// disk), so a restore that is killed leaves nothing that could be mistaken
+// for a complete volume or tree: only ".<name>.bunker-restore-<pid>".
+std::string StagingPathFor(const std::string& target) {
+  std::filesystem::path t(target);
+  while (t.has_relative_path() && t.filename().empty()) t = t.parent_path();  // "dir/" -> "dir"
+  return (t.parent_path() /
+          ("." + t.filename().string() + ".bunker-restore-" + std::to_string(::getpid())))
+      .string();
+}
+
+// Staging paths of earlier restores of `target` that were killed: reported,
+// never deleted (they may still be wanted).
+std::vector<std::string> LeftoverStaging(const std::string& target) {
+  std::vector<std::string> out;
+  const std::string staging = StagingPathFor(target);
+  const std::filesystem::path mine(staging);
+  const std::string prefix =
+      mine.filename().string().substr(0, mine.filename().string().rfind('-') + 1);
+  std::error_code ec;
+  const std::filesystem::path dir = mine.has_parent_path() ? mine.parent_path() : ".";
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(prefix) && e.path() != mine) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+// Moves the finished restore into place without replacing anything that
+// appeared at `target` meanwhile, and makes the rename durable.
+Status MoveIntoPlace(const std::string& staging, const std::string& target) {
+  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) != 0) {
+    int err = errno;
+    if (err == EEXIST) {
+      return AlreadyExists("target " + target +
+                           " appeared while restoring; the restored data is left in " + staging);
+    }
+    if (err != EINVAL && err != ENOSYS) {
+      return ErrnoStatus("rename " + staging + " to " + target, err);
+    }
+    // A file system without RENAME_NOREPLACE: check, then rename.
+    struct stat st;
+    if (::lstat(target.c_str(), &st) == 0) {
+      return AlreadyExists("target " + target +
+                           " appeared while restoring; the restored data is left in " + staging);
+    }
+    if (::rename(staging.c_str(), target.c_str()) != 0) {
+      return ErrnoStatus("rename " + staging + " to " + target, errno);
+    }
+  }
+  std::string dir = std::filesystem::path(target).parent_path().string();
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);  // best effort: the data itself is already synced
+    ::close(fd);
+  }
+  return Status::Ok();
+}
+
 int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
   if (a.target.empty()) return Fail(g, InvalidArgument("--target is required"));
   auto engine = Engine(g);
@@ -368,11 +431,20 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
   mover::Progress progress;
   mover::SpecialSkipped skipped;
   Result<mover::RestoreResult> res = Status(Code::kInternal, "unset");
+  const std::string write_to = existed ? a.target : StagingPathFor(a.target);
+  if (!existed) {
+    for (const std::string& left : LeftoverStaging(a.target)) {
+      std::cerr << "bunker-agent: warning: " << left
+                << " is left from an interrupted restore to the same target; delete it when it is "
+                   "no longer needed"
+                << std::endl;
+    }
+  }
   {
     ProgressPrinter printer(&progress, "restore", g.json);
     if (snap->snapshot.mode == "block") {
       mover::BlockRestoreOptions o;
-      o.target = a.target;
+      o.target = write_to;
       o.overwrite = a.overwrite;
       o.write.engine = *engine;
       o.workers = a.workers;
@@ -380,7 +452,7 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
       res = mover::RestoreBlockVolume(repo, snap->snapshot, o);
     } else {
       mover::FileRestoreOptions o;
-      o.target = a.target;
+      o.target = write_to;
       o.overwrite = a.overwrite;
       o.allow_special = a.allow_special;
       o.workers = a.workers;
@@ -396,14 +468,19 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
     st.Annotate("restore of snapshot " + repo::ShortHex(snap->id));
     if (!existed) {
       // Leave nothing that could be mistaken for a complete restore. The
-      // target did not exist, so everything in it is this restore's.
+      // staging path is this restore's alone.
       std::error_code ec;
-      if (snap->snapshot.mode == "block" ? ::unlink(a.target.c_str()) == 0
-                                         : std::filesystem::remove_all(a.target, ec) > 0) {
-        st.Annotate("removed the incomplete " + a.target);
+      if (snap->snapshot.mode == "block" ? ::unlink(write_to.c_str()) == 0
+                                         : std::filesystem::remove_all(write_to, ec) > 0) {
+        st.Annotate("removed the incomplete restore " + write_to);
       }
     }
     return Fail(g, st);
+  }
+  if (!existed) {
+    Status moved = MoveIntoPlace(write_to, a.target);
+    if (!moved.ok())
+      return Fail(g, moved.Annotated("restore of snapshot " + repo::ShortHex(snap->id)));
   }
   (*lease)->Release().IgnoreError();
   if (g.json) {

@@ -35,6 +35,44 @@ std::vector<Region> MixedImage(uint64_t seed) {
       Random(seed + 6), Text(seed + 7), Zero(),           Random(seed + 8), Text(seed + 9, 300000)};
 }
 
+// A restore killed while writing leaves no target (nothing that could be
+// mistaken for a complete volume): it writes under a staging name beside
+// the target and renames it into place only at the end. The next restore
+// names the leftover and succeeds.
+TEST_F(AgentCliTest, KilledRestoreLeavesNoTarget) {
+  const fs::path image = dir() / "vol.img";
+  ASSERT_NO_FATAL_FAILURE(WriteImage(image, MixedImage(300)));
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  std::optional<json> b = Backup(repo_, image, "pvc-killed");
+  ASSERT_TRUE(b);
+  const fs::path target = dir() / "out" / "restored.img";
+  fs::create_directories(target.parent_path());
+  RunResult crashed = InRepo({"restore", "--snapshot", "latest", "--target", target.string()},
+                             {"BUNKER_FAILPOINT=io.block_writer.write_at:crash@3"});
+  ASSERT_EQ(crashed.exit_code, 86) << "the failpoint did not crash the restore:\n"
+                                   << crashed.Describe();
+  EXPECT_FALSE(fs::exists(fs::symlink_status(target))) << "a killed restore left its target";
+  std::vector<fs::path> left;
+  for (const auto& e : fs::directory_iterator(target.parent_path())) left.push_back(e.path());
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_TRUE(left[0].filename().string().starts_with(".restored.img.bunker-restore-")) << left[0];
+
+  RunResult r = InRepo({"restore", "--snapshot", "latest", "--target", target.string()});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_NE(r.err.find(left[0].string()), std::string::npos)
+      << "the leftover of the killed restore is not named:\n"
+      << r.Describe();
+  EXPECT_EQ(CompareFiles(image, target), "");
+  EXPECT_TRUE(fs::exists(left[0])) << "a leftover was deleted without being asked";
+  // Restoring into an existing name is refused without --overwrite, and
+  // the refusal leaves nothing behind either.
+  RunResult again = InRepo({"restore", "--snapshot", "latest", "--target", target.string()});
+  EXPECT_NE(again.exit_code, 0);
+  size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(target.parent_path())) entries += e.exists();
+  EXPECT_EQ(entries, 2u);
+}
+
 TEST_F(AgentCliTest, RoundTripIsByteIdenticalAndSparse) {
   const fs::path image = dir() / "vol.img";
   ASSERT_NO_FATAL_FAILURE(WriteImage(image, MixedImage(100)));
