@@ -477,6 +477,17 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
     }
     return Fail(g, st);
   }
+  if (snap->snapshot.mode == "file") {
+    // Block restores fdatasync their target; a tree is made durable with one
+    // syncfs of its file system (cheaper than an fsync per file).
+    int fd = ::open(write_to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || ::syncfs(fd) != 0) {
+      Status st = ErrnoStatus("sync the restored tree " + write_to, errno);
+      if (fd >= 0) ::close(fd);
+      return Fail(g, st.Annotated("restore of snapshot " + repo::ShortHex(snap->id)));
+    }
+    ::close(fd);
+  }
   if (!existed) {
     Status moved = MoveIntoPlace(write_to, a.target);
     if (!moved.ok())
