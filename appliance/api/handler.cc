@@ -488,18 +488,17 @@ class Routes {
     }
   }
 
-  // ?limit=N&after=ID over records sorted by id.
-  template <typename T, typename F>
-  json Page(const std::vector<T>& items, F to_json) {
-    int64_t limit = 100;
-    int64_t after = 0;
+  // ?limit=N&after=ID (and ?name=) as a store query; 400 naming the bad
+  // parameters.
+  store::ListQuery PageQuery() {
+    store::ListQuery q;
     json field_errors = json::object();
     if (auto it = ctx_.query.find("limit"); it != ctx_.query.end()) {
       std::optional<int64_t> v = ParseId(it->second);
       if (!v || *v > 1000) {
         field_errors["limit"] = "must be an integer from 1 to 1000";
       } else {
-        limit = *v;
+        q.limit = *v;
       }
     }
     if (auto it = ctx_.query.find("after"); it != ctx_.query.end()) {
@@ -507,35 +506,42 @@ class Routes {
       if (!v) {
         field_errors["after"] = "must be a positive integer (an id)";
       } else {
-        after = *v;
+        q.after = *v;
       }
     }
     if (!field_errors.empty()) {
       Fail(400, "invalid_argument", "invalid query parameters", json{{"fields", field_errors}});
     }
+    if (auto it = ctx_.query.find("name"); it != ctx_.query.end()) {
+      q.name = it->second;
+    }
+    return q;
+  }
+
+  // {"items": [...], "next_after": last id when more records follow, else
+  // null}.
+  template <typename T, typename F>
+  static json PageJson(const store::ListPage<T>& page, F to_json) {
     json out = json::array();
+    for (size_t i = 0; i < page.items.size(); ++i) {
+      out.push_back(to_json(page.items[i], i));
+    }
     json next = nullptr;
-    for (const T& item : items) {
-      if (item.id <= after) {
-        continue;
-      }
-      if (static_cast<int64_t>(out.size()) == limit) {
-        next = out.back()["id"];
-        break;
-      }
-      out.push_back(to_json(item));
+    if (page.more && !page.items.empty()) {
+      next = page.items.back().id;
     }
     return json{{"items", out}, {"next_after", next}};
   }
 
-  // Keeps the records named by ?name= (all without it).
-  template <typename T>
-  std::vector<T> NameFilter(std::vector<T> items) {
-    auto name = ctx_.query.find("name");
-    if (name != ctx_.query.end()) {
-      std::erase_if(items, [&](const T& item) { return item.name != name->second; });
-    }
-    return items;
+  // Whom a list shows objects to (auth::EffectiveAccess's rules, in SQL).
+  static store::Viewer ViewerOf(const Principal& p) {
+    return store::Viewer{p.role == auth::Role::kAdmin, p.user_id, p.group_ids};
+  }
+  static Access ListedAccess(store::AccessLevel level) {
+    static_assert(static_cast<int>(store::AccessLevel::kRead) == static_cast<int>(Access::kRead) &&
+                  static_cast<int>(store::AccessLevel::kFull) == static_cast<int>(Access::kFull) &&
+                  static_cast<int>(store::AccessLevel::kOwner) == static_cast<int>(Access::kOwner));
+    return static_cast<Access>(level);
   }
 
   // --- login and tokens ---
@@ -653,7 +659,8 @@ class Routes {
 
   ApiResponse ListUsers(const Principal& p) {
     RequireAdmin(p);
-    return Json(200, Page(NameFilter(Must(store_->ListUsers())), UserJson));
+    return Json(200, PageJson(Must(store_->ListUsersPage(PageQuery())),
+                              [](const store::UserRecord& u, size_t) { return UserJson(u); }));
   }
 
   ApiResponse GetUser(const Principal& p, std::string_view id_text) {
@@ -696,7 +703,8 @@ class Routes {
 
   ApiResponse ListGroups(const Principal& p) {
     RequireAdmin(p);
-    return Json(200, Page(NameFilter(Must(store_->ListGroups())), GroupJson));
+    return Json(200, PageJson(Must(store_->ListGroupsPage(PageQuery())),
+                              [](const store::GroupRecord& g, size_t) { return GroupJson(g); }));
   }
 
   // --- backup locations ---
@@ -744,22 +752,13 @@ class Routes {
   }
 
   ApiResponse ListLocations(const Principal& p) {
-    std::vector<store::LocationRecord> visible;
-    std::map<int64_t, Access> access;
-    auto type = ctx_.query.find("type");
-    for (store::LocationRecord& l : Must(store_->ListLocations())) {
-      Access a = auth::EffectiveAccess(p, l.owner_id,
-                                       Must(store_->ListGrants(store::kKindLocation, l.id)));
-      auto name = ctx_.query.find("name");
-      if (a == Access::kNone || (type != ctx_.query.end() && type->second != l.type) ||
-          (name != ctx_.query.end() && name->second != l.name)) {
-        continue;
-      }
-      access[l.id] = a;
-      visible.push_back(std::move(l));
+    store::ListQuery q = PageQuery();
+    if (auto type = ctx_.query.find("type"); type != ctx_.query.end()) {
+      q.type = type->second;
     }
-    return Json(200, Page(visible, [&](const store::LocationRecord& l) {
-                  return LocationJson(l, access[l.id]);
+    store::ListPage<store::LocationRecord> page = Must(store_->ListLocationsPage(ViewerOf(p), q));
+    return Json(200, PageJson(page, [&](const store::LocationRecord& l, size_t i) {
+                  return LocationJson(l, ListedAccess(page.access[i]));
                 }));
   }
 
@@ -1702,39 +1701,34 @@ class Routes {
 
   ApiResponse ListObjects(store::Kind kind, const Principal& p) {
     // Filters: ?name=, and ?state=, ?cluster_id=, ?location_id=, ?backup_id=
-    // where the kind has them.
-    std::vector<std::string> filters = {"name"};
-    if (store::KindHasState(kind)) {
-      filters.push_back("state");
+    // where the kind has them. A reference matches the id's decimal text
+    // exactly ("0" an absent reference); other text matches nothing.
+    store::ListQuery q = PageQuery();
+    bool impossible = false;
+    if (auto state = ctx_.query.find("state");
+        store::KindHasState(kind) && state != ctx_.query.end()) {
+      q.state = state->second;
     }
     for (std::string_view r : store::KindRefs(kind)) {
-      filters.emplace_back(r);
-    }
-    std::vector<store::ObjectRecord> visible;
-    std::map<int64_t, Access> access;
-    for (store::ObjectRecord& o : Must(store_->ListObjects(kind))) {
-      bool match = true;
-      for (const std::string& k : filters) {
-        auto q = ctx_.query.find(k);
-        if (q == ctx_.query.end()) {
-          continue;
-        }
-        std::string have = k == "name" ? o.name : k == "state" ? o.state : std::to_string(o.Ref(k));
-        match = match && have == q->second;
-      }
-      if (!match) {
+      auto it = ctx_.query.find(std::string(r));
+      if (it == ctx_.query.end()) {
         continue;
       }
-      Access a = auth::EffectiveAccess(p, o.owner_id,
-                                       Must(store_->ListGrants(store::KindName(kind), o.id)));
-      if (a == Access::kNone) {
-        continue;
+      int64_t id = 0;
+      auto [end, ec] =
+          std::from_chars(it->second.data(), it->second.data() + it->second.size(), id);
+      if (ec != std::errc() || end != it->second.data() + it->second.size() ||
+          std::to_string(id) != it->second) {
+        impossible = true;
       }
-      access[o.id] = a;
-      visible.push_back(std::move(o));
+      q.refs[std::string(r)] = id;
     }
-    return Json(200, Page(visible, [&](const store::ObjectRecord& o) {
-                  return ObjectJson(kind, o, access[o.id]);
+    if (impossible) {
+      return Json(200, json{{"items", json::array()}, {"next_after", nullptr}});
+    }
+    store::ListPage<store::ObjectRecord> page = Must(store_->ListObjectsPage(kind, ViewerOf(p), q));
+    return Json(200, PageJson(page, [&](const store::ObjectRecord& o, size_t i) {
+                  return ObjectJson(kind, o, ListedAccess(page.access[i]));
                 }));
   }
 

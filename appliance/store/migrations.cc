@@ -134,6 +134,17 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_object ON events (object_kind, object_id);
 )sql"},
+    // v4: indexes for list pages (Store::List*Page): what a user owns, in id
+    // order, and what is granted to a user or group, in object id order.
+    {4, R"sql(
+CREATE INDEX locations_by_owner ON locations (owner_id);
+CREATE INDEX clusters_by_owner ON clusters (owner_id);
+CREATE INDEX schedule_policies_by_owner ON schedule_policies (owner_id);
+CREATE INDEX rules_by_owner ON rules (owner_id);
+CREATE INDEX backups_by_owner ON backups (owner_id);
+CREATE INDEX restores_by_owner ON restores (owner_id);
+CREATE INDEX grants_by_grantee ON grants (object_kind, grantee_kind, grantee_id, object_id);
+)sql"},
 };
 
 }  // namespace

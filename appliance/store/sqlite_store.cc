@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 #include <utility>
 
@@ -213,6 +214,18 @@ class SqliteStore final : public Store {
     ASSIGN_OR_RETURN(bool row, s.Step("count users"));
     return row ? s.Int(0) : 0;
   }
+  Result<ListPage<UserRecord>> ListUsersPage(const ListQuery& q) override {
+    std::lock_guard lock(mu_);
+    PREPARE(s, Sql("SELECT ", kUserColumns,
+                   Sql(" FROM users WHERE id > ?1", q.name ? " AND name = ?3" : "",
+                       " ORDER BY id LIMIT ?2")));
+    s.Bind(1, q.after).Bind(2, q.limit + 1);
+    if (q.name) {
+      s.Bind(3, *q.name);
+    }
+    ASSIGN_OR_RETURN(std::vector<UserRecord> rows, All<UserRecord>(s, ReadUser, "list users"));
+    return Paged(std::move(rows), {}, q.limit);
+  }
 
   Result<int64_t> CreateGroup(const GroupRecord& g) override {
     std::lock_guard lock(mu_);
@@ -268,6 +281,34 @@ class SqliteStore final : public Store {
       out.push_back(std::move(rec));
     }
     return out;
+  }
+  Result<ListPage<GroupRecord>> ListGroupsPage(const ListQuery& q) override {
+    std::lock_guard lock(mu_);
+    // Members come along as "id,id,…" (group_concat's order is unspecified:
+    // sorted below).
+    PREPARE(s, Sql("SELECT id, name, created_at, (SELECT group_concat(m.user_id) FROM "
+                   "group_members m WHERE m.group_id = groups.id) FROM groups WHERE id > ?1",
+                   q.name ? " AND name = ?3" : "", " ORDER BY id LIMIT ?2"));
+    s.Bind(1, q.after).Bind(2, q.limit + 1);
+    if (q.name) {
+      s.Bind(3, *q.name);
+    }
+    auto read = [](Stmt& r) {
+      GroupRecord g{r.Int(0), r.Text(1), {}, r.Int(2)};
+      std::string members = r.Text(3);
+      for (size_t i = 0; i < members.size();) {
+        size_t end = members.find(',', i);
+        if (end == std::string::npos) {
+          end = members.size();
+        }
+        g.member_ids.push_back(std::stoll(members.substr(i, end - i)));
+        i = end + 1;
+      }
+      std::sort(g.member_ids.begin(), g.member_ids.end());
+      return g;
+    };
+    ASSIGN_OR_RETURN(std::vector<GroupRecord> rows, All<GroupRecord>(s, read, "list groups"));
+    return Paged(std::move(rows), {}, q.limit);
   }
   Result<std::vector<int64_t>> GroupsOfUser(int64_t user_id) override {
     std::lock_guard lock(mu_);
@@ -345,6 +386,15 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     PREPARE(s, Sql("SELECT ", kLocationColumns, " FROM locations ORDER BY id"));
     return All<LocationRecord>(s, ReadLocation, "list backup locations");
+  }
+  Result<ListPage<LocationRecord>> ListLocationsPage(const Viewer& viewer,
+                                                     const ListQuery& q) override {
+    std::lock_guard lock(mu_);
+    if (q.state || !q.refs.empty()) {
+      return InvalidArgument("backup locations have no state or references to filter on");
+    }
+    return OwnedPageLocked<LocationRecord>("locations", kKindLocation, kLocationColumns, 8, viewer,
+                                           q, ReadLocation, "list backup locations");
   }
   Status DeleteLocation(int64_t id) override {
     std::lock_guard lock(mu_);
@@ -498,6 +548,22 @@ class SqliteStore final : public Store {
       out.push_back(ReadObject(s, kind));
     }
   }
+  Result<ListPage<ObjectRecord>> ListObjectsPage(Kind kind, const Viewer& viewer,
+                                                 const ListQuery& q) override {
+    std::lock_guard lock(mu_);
+    std::vector<std::string_view> refs = KindRefs(kind);
+    for (const auto& [column, id] : q.refs) {
+      if (std::find(refs.begin(), refs.end(), column) == refs.end()) {
+        return InvalidArgument(std::string(KindName(kind)) + " has no reference " + column);
+      }
+    }
+    if (q.type || (q.state && !KindHasState(kind))) {
+      return InvalidArgument(std::string(KindName(kind)) + " has no such filter");
+    }
+    return OwnedPageLocked<ObjectRecord>(
+        Table(kind), KindName(kind), ObjectColumns(kind), static_cast<int>(9 + refs.size()), viewer,
+        q, [kind](Stmt& r) { return ReadObject(r, kind); }, "list objects");
+  }
   Status UpdateObject(Kind kind, const ObjectRecord& o) override {
     std::lock_guard lock(mu_);
     std::string set = "name = ?, spec = ?, status = ?, sealed_secrets = ?, updated_at = ?";
@@ -621,6 +687,124 @@ class SqliteStore final : public Store {
       return st;
     }
     return ExecLocked("COMMIT", "commit");
+  }
+
+  // A page from up to limit + 1 rows: the extra row only says there is more.
+  template <typename T>
+  static ListPage<T> Paged(std::vector<T> rows, std::vector<AccessLevel> access, int64_t limit) {
+    ListPage<T> page;
+    page.more = static_cast<int64_t>(rows.size()) > limit;
+    if (page.more) {
+      rows.resize(static_cast<size_t>(limit));
+      if (!access.empty()) {
+        access.resize(static_cast<size_t>(limit));
+      }
+    }
+    page.items = std::move(rows);
+    page.access = std::move(access);
+    return page;
+  }
+
+  // The one query behind ListLocationsPage and ListObjectsPage. `columns`
+  // (unqualified names of `table`) are read by `read` from columns
+  // 0..ncols-1; the viewer's access level follows at column ncols.
+  //
+  // Parameters: ?1 user id, ?2 after, ?3 grants.object_kind, ?4 limit + 1,
+  // ?5 the viewer's group ids as a JSON array, ?6… the filters, then one per
+  // group arm. For an admin: the table in id order from `after`. Otherwise
+  // the ids come from a UNION of arms that each yield ids in increasing
+  // order from an index — what the viewer owns (table by owner_id), what is
+  // granted to the user, to each group (grants_by_grantee) — which SQLite
+  // merges lazily, so LIMIT bounds the work by the page rather than by the
+  // table or by everything the viewer may see.
+  template <typename T, typename F>
+  Result<ListPage<T>> OwnedPageLocked(std::string_view table, std::string_view grant_kind,
+                                      std::string_view columns, int ncols, const Viewer& v,
+                                      const ListQuery& q, F read, std::string_view what) {
+    // Filters, on the alias t in every arm.
+    std::string filters;
+    std::vector<std::pair<int, std::string>> text_params;
+    std::vector<std::pair<int, int64_t>> int_params;
+    int next = 6;
+    auto text_filter = [&](std::string_view column, const std::optional<std::string>& value) {
+      if (value) {
+        filters += " AND t." + std::string(column) + " = ?" + std::to_string(next);
+        text_params.emplace_back(next++, *value);
+      }
+    };
+    text_filter("name", q.name);
+    text_filter("type", q.type);
+    text_filter("state", q.state);
+    for (const auto& [column, id] : q.refs) {
+      // Column names were checked against KindRefs by the caller.
+      filters += " AND COALESCE(t." + column + ", 0) = ?" + std::to_string(next);
+      int_params.emplace_back(next++, id);
+    }
+    std::string t(table);
+    std::string sql;
+    std::string groups_json = "[";
+    for (size_t i = 0; i < v.group_ids.size(); ++i) {
+      groups_json += (i ? "," : "") + std::to_string(v.group_ids[i]);
+    }
+    groups_json += "]";
+    if (v.admin) {
+      sql = Sql("SELECT ", columns, ", 3 FROM ") + t + " t WHERE t.id > ?2" + filters +
+            " ORDER BY t.id LIMIT ?4";
+    } else {
+      const std::string grant_arm = " UNION SELECT g.object_id FROM grants g CROSS JOIN " + t +
+                                    " t ON t.id = g.object_id WHERE g.object_kind = ?3 AND "
+                                    "g.object_id > ?2" +
+                                    filters + " AND ";
+      std::string arms = "SELECT t.id FROM " + t + " t WHERE t.owner_id = ?1 AND t.id > ?2" +
+                         filters + grant_arm + "g.grantee_kind = 'user' AND g.grantee_id = ?1";
+      // One arm per group keeps every arm in index order; past a few groups,
+      // one arm over all of them (sorted by SQLite, and well under its limit
+      // on compound SELECTs).
+      constexpr size_t kMaxGroupArms = 16;
+      if (v.group_ids.size() <= kMaxGroupArms) {
+        for (int64_t group : v.group_ids) {
+          arms +=
+              grant_arm + "g.grantee_kind = 'group' AND g.grantee_id = ?" + std::to_string(next);
+          int_params.emplace_back(next++, group);
+        }
+      } else {
+        arms += grant_arm +
+                "g.grantee_kind = 'group' AND g.grantee_id IN (SELECT value FROM json_each(?5))";
+      }
+      sql = Sql("SELECT ", columns,
+                ", CASE WHEN t.owner_id = ?1 THEN 3 ELSE (SELECT MAX(CASE g.access WHEN 'FULL' "
+                "THEN 2 WHEN 'READ' THEN 1 ELSE 0 END) FROM grants g WHERE g.object_kind = ?3 "
+                "AND g.object_id = t.id AND ((g.grantee_kind = 'user' AND g.grantee_id = ?1) "
+                "OR (g.grantee_kind = 'group' AND g.grantee_id IN (SELECT value FROM "
+                "json_each(?5))))) END FROM ") +
+            t + " t WHERE t.id IN (" + arms + " ORDER BY 1 LIMIT ?4) ORDER BY t.id";
+    }
+    PREPARE(s, sql);
+    s.Bind(1, v.user_id).Bind(2, q.after).Bind(3, grant_kind).Bind(4, q.limit + 1);
+    if (!v.admin) {
+      s.Bind(5, groups_json);
+    }
+    for (const auto& [i, value] : text_params) {
+      s.Bind(i, value);
+    }
+    for (const auto& [i, value] : int_params) {
+      s.Bind(i, value);
+    }
+    std::vector<T> rows;
+    std::vector<AccessLevel> access;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step(what));
+      if (!row) {
+        break;
+      }
+      int64_t level = s.Int(ncols);
+      if (level < 1 || level > 3) {
+        continue;  // no access (the arms only yield visible ids)
+      }
+      rows.push_back(read(s));
+      access.push_back(static_cast<AccessLevel>(level));
+    }
+    return Paged(std::move(rows), std::move(access), q.limit);
   }
 
   // NotFound unless the last statement changed a row.

@@ -123,6 +123,37 @@ struct GrantRecord {
   int64_t created_at = 0;
 };
 
+// Who is listing ownable objects (DESIGN.md "owner, grants", the rules of
+// auth::EffectiveAccess): an admin sees everything; anyone else sees what they
+// own and what is granted (READ or FULL) to them or to one of `group_ids`.
+struct Viewer {
+  bool admin = false;
+  int64_t user_id = 0;
+  std::vector<int64_t> group_ids;
+};
+
+// The caller's access to a listed object; the values are auth::Access's.
+enum class AccessLevel { kRead = 1, kFull = 2, kOwner = 3 };
+
+// One page of a list: records with id > `after` matching every filter that
+// is set, in increasing id order, at most `limit` of them.
+struct ListQuery {
+  int64_t after = 0;
+  int64_t limit = 100;               // >= 1
+  std::optional<std::string> name;   // exact
+  std::optional<std::string> type;   // backup locations only
+  std::optional<std::string> state;  // KindHasState kinds only
+  // KindRefs columns -> id; 0 matches an absent reference (NULL).
+  std::map<std::string, int64_t, std::less<>> refs;
+};
+
+template <typename T>
+struct ListPage {
+  std::vector<T> items;             // increasing id
+  std::vector<AccessLevel> access;  // per item (ownable kinds; empty otherwise)
+  bool more = false;                // further records match after the last item
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -135,11 +166,16 @@ class Store {
   virtual Result<UserRecord> FindUserByName(std::string_view name) = 0;
   virtual Result<std::vector<UserRecord>> ListUsers() = 0;
   virtual Result<int64_t> CountUsers() = 0;
+  // One page of users (ListQuery: after, limit, name), in one query.
+  virtual Result<ListPage<UserRecord>> ListUsersPage(const ListQuery& query) = 0;
 
   virtual Result<int64_t> CreateGroup(const GroupRecord& group) = 0;
   virtual Result<GroupRecord> GetGroup(int64_t id) = 0;
   virtual Result<GroupRecord> FindGroupByName(std::string_view name) = 0;
   virtual Result<std::vector<GroupRecord>> ListGroups() = 0;
+  // One page of groups with their members (ListQuery: after, limit, name),
+  // in one query.
+  virtual Result<ListPage<GroupRecord>> ListGroupsPage(const ListQuery& query) = 0;
   // Ids of the groups `user_id` belongs to.
   virtual Result<std::vector<int64_t>> GroupsOfUser(int64_t user_id) = 0;
 
@@ -156,6 +192,11 @@ class Store {
   virtual Result<int64_t> CreateLocation(const LocationRecord& location) = 0;
   virtual Result<LocationRecord> GetLocation(int64_t id) = 0;
   virtual Result<std::vector<LocationRecord>> ListLocations() = 0;
+  // One page of the locations `viewer` may see (ListQuery: after, limit,
+  // name, type) with the viewer's access to each, in one query whose work is
+  // bounded by the page, not the table, for owners and grantees alike.
+  virtual Result<ListPage<LocationRecord>> ListLocationsPage(const Viewer& viewer,
+                                                             const ListQuery& query) = 0;
   // Deletes the location and the grants on it, atomically.
   virtual Status DeleteLocation(int64_t id) = 0;
 
@@ -183,6 +224,12 @@ class Store {
   virtual Result<int64_t> CreateObject(Kind kind, const ObjectRecord& object) = 0;
   virtual Result<ObjectRecord> GetObject(Kind kind, int64_t id) = 0;
   virtual Result<std::vector<ObjectRecord>> ListObjects(Kind kind) = 0;
+  // One page of the objects of `kind` that `viewer` may see (ListQuery:
+  // after, limit, name, state, refs) with the viewer's access to each, in one
+  // query (see ListLocationsPage). InvalidArgument for a ref column the kind
+  // does not have.
+  virtual Result<ListPage<ObjectRecord>> ListObjectsPage(Kind kind, const Viewer& viewer,
+                                                         const ListQuery& query) = 0;
   virtual Status UpdateObject(Kind kind, const ObjectRecord& object) = 0;
   virtual Status DeleteObject(Kind kind, int64_t id) = 0;
 
