@@ -70,8 +70,7 @@ void BlobCodec::BlobAad(BlobType type, uint8_t flags, uint32_t raw_length, const
   PutBytes(&aad_, id);
 }
 
-ByteSpan BlobCodec::Prepare(BlobType type, const BlobId& id, ByteSpan plaintext,
-                           uint8_t* flags) {
+ByteSpan BlobCodec::Prepare(BlobType type, const BlobId& id, ByteSpan plaintext, uint8_t* flags) {
   ByteSpan payload = plaintext;
   *flags = 0;
   if (plaintext.size() >= 2) {
@@ -86,8 +85,8 @@ ByteSpan BlobCodec::Prepare(BlobType type, const BlobId& id, ByteSpan plaintext,
   return payload;
 }
 
-Status BlobCodec::SealChecked(BlobType type, const BlobId& id, ByteSpan plaintext,
-                              ByteSpan payload, uint8_t flags, bool verify, MutableByteSpan dst) {
+Status BlobCodec::SealChecked(BlobType type, const BlobId& id, ByteSpan plaintext, ByteSpan payload,
+                              uint8_t flags, bool verify, MutableByteSpan dst) {
   RETURN_IF_ERROR(aead_.SealInto(payload, aad_, dst));
   if (verify) {
     const uint32_t raw_length = static_cast<uint32_t>(plaintext.size());
@@ -102,22 +101,9 @@ Status BlobCodec::SealChecked(BlobType type, const BlobId& id, ByteSpan plaintex
   return Status::Ok();
 }
 
-Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
-                         Bytes* out, uint8_t* flags) {
-  if (plaintext.size() > kMaxBlobSize) {
-    return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
-  }
-  ByteSpan payload = Prepare(type, id, plaintext, flags);
-  const size_t start = out->size();
-  out->resize(start + payload.size() + crypto::kSealOverhead);
-  Status st = SealChecked(type, id, plaintext, payload, *flags, verify,
-                          MutableByteSpan(*out).subspan(start));
-  if (!st.ok()) out->resize(start);
-  return st;
-}
-
-Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
-                         AlignedBytes* out, uint8_t* flags) {
+template <typename Buffer>
+Status BlobCodec::EncodeAppend(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
+                               Buffer* out, uint8_t* flags) {
   if (plaintext.size() > kMaxBlobSize) {
     return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
   }
@@ -128,6 +114,16 @@ Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bo
                           MutableByteSpan(out->data() + start, out->size() - start));
   if (!st.ok()) out->resize(start);
   return st;
+}
+
+Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
+                         Bytes* out, uint8_t* flags) {
+  return EncodeAppend(type, id, plaintext, verify, out, flags);
+}
+
+Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
+                         AlignedBytes* out, uint8_t* flags) {
+  return EncodeAppend(type, id, plaintext, verify, out, flags);
 }
 
 Status BlobCodec::Decode(const BlobEntry& entry, ByteSpan sealed, std::string_view what,

@@ -72,8 +72,8 @@ class BlobCodec {
                 uint8_t* flags);
   // The same, appending to an AlignedBytes (grows without zero-filling: the
   // backup's hot path).
-  Status Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
-                AlignedBytes* out, uint8_t* flags);
+  Status Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify, AlignedBytes* out,
+                uint8_t* flags);
 
   // Opens a stored blob described by `entry` (its length must equal
   // sealed.size()), decompresses into *out and checks that its HMAC equals
@@ -97,6 +97,11 @@ class BlobCodec {
   Status Open(std::string_view aad, ByteSpan sealed, std::string_view what, Bytes* out);
 
  private:
+  // Both Encode overloads: appends the stored form to *out (Bytes or
+  // AlignedBytes), leaving it unchanged on failure.
+  template <typename Buffer>
+  Status EncodeAppend(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify, Buffer* out,
+                      uint8_t* flags);
   // Decode without the id check, into plain_; returns a view of it (valid
   // until the next call).
   Result<ByteSpan> OpenPayload(const BlobEntry& entry, ByteSpan sealed, std::string_view what);

@@ -19,41 +19,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/harness/process.h"
 #include "tests/integration/agent/agent_test_util.h"
+#include "tests/unit/io/io_test_util.h"  // LoopDevice
 
 namespace bunker::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// A loop device over a backing file, detached on destruction.
-class Loop {
- public:
-  static std::unique_ptr<Loop> Attach(const fs::path& backing, std::string* why) {
-    if (::geteuid() != 0) {
-      *why = "loop devices need root";
-      return nullptr;
-    }
-    Result<RunResult> r = RunCommand({"losetup", "-f", "--show", backing.string()});
-    if (!r.ok() || r->exit_code != 0 || r->out.rfind("/dev/", 0) != 0) {
-      *why = "losetup -f --show failed: " + (r.ok() ? r->Describe() : r.status().ToString());
-      return nullptr;
-    }
-    std::string dev = r->out;
-    while (!dev.empty() && (dev.back() == '\n' || dev.back() == ' ')) dev.pop_back();
-    return std::unique_ptr<Loop>(new Loop(dev));
-  }
-  ~Loop() { (void)RunCommand({"losetup", "-d", device_}); }
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-  const std::string& device() const { return device_; }
-
- private:
-  explicit Loop(std::string device) : device_(std::move(device)) {}
-  std::string device_;
-};
 
 // Writes `bytes` at `offset` of a device, durably, through the page cache of
 // the device node (what a file system on it would do).
@@ -88,9 +61,9 @@ TEST_F(AgentBlockDeviceTest, BackupAndRestoreBetweenLoopDevices) {
   ASSERT_TRUE(WriteFile(target_file, std::string(size, '\xab')).ok());
 
   std::string why;
-  std::unique_ptr<Loop> src = Loop::Attach(source_file, &why);
+  auto src = io::test::LoopDevice::Attach(source_file.string(), &why);
   if (!src) GTEST_SKIP() << why;
-  std::unique_ptr<Loop> dst = Loop::Attach(target_file, &why);
+  auto dst = io::test::LoopDevice::Attach(target_file.string(), &why);
   if (!dst) GTEST_SKIP() << why;
   ASSERT_NO_FATAL_FAILURE(Init(repo_));
 
