@@ -216,6 +216,7 @@ class SqliteStore final : public Store {
   }
   Result<ListPage<UserRecord>> ListUsersPage(const ListQuery& q) override {
     std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(CheckPage(q));
     PREPARE(s, Sql("SELECT ", kUserColumns,
                    Sql(" FROM users WHERE id > ?1", q.name ? " AND name = ?3" : "",
                        " ORDER BY id LIMIT ?2")));
@@ -284,6 +285,7 @@ class SqliteStore final : public Store {
   }
   Result<ListPage<GroupRecord>> ListGroupsPage(const ListQuery& q) override {
     std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(CheckPage(q));
     // Members come along as "id,id,…" (group_concat's order is unspecified:
     // sorted below).
     PREPARE(s, Sql("SELECT id, name, created_at, (SELECT group_concat(m.user_id) FROM "
@@ -689,6 +691,15 @@ class SqliteStore final : public Store {
     return ExecLocked("COMMIT", "commit");
   }
 
+  // InvalidArgument unless 1 <= limit <= kMaxPageLimit.
+  static constexpr int64_t kMaxPageLimit = int64_t{1} << 40;
+  static Status CheckPage(const ListQuery& q) {
+    if (q.limit < 1 || q.limit > kMaxPageLimit) {
+      return InvalidArgument("page limit " + std::to_string(q.limit) + " is out of range");
+    }
+    return Status::Ok();
+  }
+
   // A page from up to limit + 1 rows: the extra row only says there is more.
   template <typename T>
   static ListPage<T> Paged(std::vector<T> rows, std::vector<AccessLevel> access, int64_t limit) {
@@ -721,6 +732,7 @@ class SqliteStore final : public Store {
   Result<ListPage<T>> OwnedPageLocked(std::string_view table, std::string_view grant_kind,
                                       std::string_view columns, int ncols, const Viewer& v,
                                       const ListQuery& q, F read, std::string_view what) {
+    RETURN_IF_ERROR(CheckPage(q));
     // Filters, on the alias t in every arm.
     std::string filters;
     std::vector<std::pair<int, std::string>> text_params;
@@ -757,9 +769,11 @@ class SqliteStore final : public Store {
                                     filters + " AND ";
       std::string arms = "SELECT t.id FROM " + t + " t WHERE t.owner_id = ?1 AND t.id > ?2" +
                          filters + grant_arm + "g.grantee_kind = 'user' AND g.grantee_id = ?1";
-      // One arm per group keeps every arm in index order; past a few groups,
-      // one arm over all of them (sorted by SQLite, and well under its limit
-      // on compound SELECTs).
+      // One arm per group keeps every arm an index range in id order. Past
+      // kMaxGroupArms groups (SQLite caps compound SELECTs at 500 arms), one
+      // arm covers them all: SQLite walks the kind's grants in object id
+      // order (grants_by_object) and keeps the viewer's groups, still lazily
+      // but over grants to others too.
       constexpr size_t kMaxGroupArms = 16;
       if (v.group_ids.size() <= kMaxGroupArms) {
         for (int64_t group : v.group_ids) {

@@ -139,7 +139,7 @@ enum class AccessLevel { kRead = 1, kFull = 2, kOwner = 3 };
 // is set, in increasing id order, at most `limit` of them.
 struct ListQuery {
   int64_t after = 0;
-  int64_t limit = 100;               // >= 1
+  int64_t limit = 100;               // 1 to 2^40 (else InvalidArgument)
   std::optional<std::string> name;   // exact
   std::optional<std::string> type;   // backup locations only
   std::optional<std::string> state;  // KindHasState kinds only

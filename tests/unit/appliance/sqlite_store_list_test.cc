@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
 #include <optional>
 #include <random>
 #include <set>
@@ -479,13 +480,22 @@ TEST_F(SqliteStoreListTest, UserAndGroupPagesEqualTheLoadAllAlgorithm) {
   }
 }
 
-TEST_F(SqliteStoreListTest, UnknownFiltersAreInvalidArgument) {
+TEST_F(SqliteStoreListTest, UnknownFiltersAndBadLimitsAreInvalidArgument) {
   Viewer admin{true, users_[0], {}};
   ListQuery q;
   q.refs["owner_id"] = 1;  // not a reference column: never reaches SQL
   EXPECT_EQ(store_->ListObjectsPage(Kind::kBackup, admin, q).status().code(),
             Code::kInvalidArgument);
   EXPECT_EQ(store_->ListLocationsPage(admin, q).status().code(), Code::kInvalidArgument);
+  for (int64_t limit : {int64_t{0}, int64_t{-1}, INT64_MAX}) {
+    ListQuery bad;
+    bad.limit = limit;
+    EXPECT_EQ(store_->ListObjectsPage(Kind::kRule, admin, bad).status().code(),
+              Code::kInvalidArgument);
+    EXPECT_EQ(store_->ListLocationsPage(admin, bad).status().code(), Code::kInvalidArgument);
+    EXPECT_EQ(store_->ListUsersPage(bad).status().code(), Code::kInvalidArgument);
+    EXPECT_EQ(store_->ListGroupsPage(bad).status().code(), Code::kInvalidArgument);
+  }
   ListQuery state;
   state.state = "running";
   EXPECT_EQ(store_->ListObjectsPage(Kind::kCluster, admin, state).status().code(),
