@@ -307,11 +307,16 @@ TEST_F(AgentRepoTest, ReadDataSubsetSlicesCoverEveryPackOnce) {
   for (const std::string& p : packs) FlipByte(repo_ / p, 100);
   const std::set<std::string> all(packs.begin(), packs.end());
 
+  // A slice is the packs whose id falls in it (stable as packs come and go),
+  // so with 8 random ids a slice may hold none: then the run reads nothing
+  // and is healthy. Any pack read is damaged, so exit 5.
   auto check = [&](const std::string& subset) {
     RunResult r = InRepo({"check", "--json", "--read-data-subset", subset});
-    EXPECT_EQ(r.exit_code, 5) << r.Describe();
     std::optional<json> j = StdoutJson(r);
-    return j ? *j : json::object();
+    EXPECT_TRUE(j) << r.Describe();
+    if (!j) return json::object();
+    EXPECT_EQ(r.exit_code, j->value("packs_read", 0u) > 0 ? 5 : 0) << r.Describe();
+    return *j;
   };
 
   constexpr int kSlices = 3;
