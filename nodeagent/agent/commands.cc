@@ -348,8 +348,9 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
 std::string StagingPathFor(const std::string& target) {
   std::filesystem::path t(target);
   while (t.has_relative_path() && t.filename().empty()) t = t.parent_path();  // "dir/" -> "dir"
-  return (t.parent_path() /
-          ("." + t.filename().string() + ".bunker-restore-" + std::to_string(::getpid())))
+  // The name is cut so that the dot, the suffix and a pid fit NAME_MAX (255).
+  const std::string name = t.filename().string().substr(0, 200);
+  return (t.parent_path() / ("." + name + ".bunker-restore-" + std::to_string(::getpid())))
       .string();
 }
 
