@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -344,29 +346,37 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
 // A target that does not exist yet is restored under a staging name beside it
 // and renamed into place only once the restore has succeeded (and is on
 // disk), so a restore that is killed leaves nothing that could be mistaken
-// for a complete volume or tree: only ".<name>.bunker-restore-<pid>".
-std::string StagingPathFor(const std::string& target) {
+// for a complete volume or tree: only ".<name>.bunker-restore-<pid>-<random>".
+// (The random part keeps a retry whose pid repeats — small pids in a
+// container — away from a killed run's leftover.)
+constexpr std::string_view kStagingInfix = ".bunker-restore-";
+
+std::filesystem::path StagingBase(const std::string& target) {
   std::filesystem::path t(target);
   while (t.has_relative_path() && t.filename().empty()) t = t.parent_path();  // "dir/" -> "dir"
-  // The name is cut so that the dot, the suffix and a pid fit NAME_MAX (255).
-  const std::string name = t.filename().string().substr(0, 200);
-  return (t.parent_path() / ("." + name + ".bunker-restore-" + std::to_string(::getpid())))
-      .string();
+  // The name is cut so that the dot, the infix, pid and random part fit NAME_MAX (255).
+  return t.parent_path() /
+         ("." + t.filename().string().substr(0, 200) + std::string(kStagingInfix));
+}
+
+std::string StagingPathFor(const std::string& target) {
+  std::random_device rd;
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "%d-%08x", static_cast<int>(::getpid()), rd());
+  return StagingBase(target).string() + suffix;
 }
 
 // Staging paths of earlier restores of `target` that were killed: reported,
 // never deleted (they may still be wanted).
 std::vector<std::string> LeftoverStaging(const std::string& target) {
   std::vector<std::string> out;
-  const std::string staging = StagingPathFor(target);
-  const std::filesystem::path mine(staging);
-  const std::string prefix =
-      mine.filename().string().substr(0, mine.filename().string().rfind('-') + 1);
+  const std::filesystem::path base = StagingBase(target);
+  const std::string prefix = base.filename().string();
+  const std::filesystem::path dir = base.has_parent_path() ? base.parent_path() : ".";
   std::error_code ec;
-  const std::filesystem::path dir = mine.has_parent_path() ? mine.parent_path() : ".";
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with(prefix) && e.path() != mine) out.push_back(e.path().string());
+  std::filesystem::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().starts_with(prefix)) out.push_back(it->path().string());
   }
   return out;
 }
@@ -393,7 +403,9 @@ Status MoveIntoPlace(const std::string& staging, const std::string& target) {
       return ErrnoStatus("rename " + staging + " to " + target, errno);
     }
   }
-  std::string dir = std::filesystem::path(target).parent_path().string();
+  // The directory both names are in (the staging path's is normalised: a
+  // target "tree/" has its parent in the staging path, not in "tree/").
+  std::string dir = std::filesystem::path(staging).parent_path().string();
   int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     ::fsync(fd);  // best effort: the data itself is already synced
@@ -434,6 +446,9 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
   Result<mover::RestoreResult> res = Status(Code::kInternal, "unset");
   const std::string write_to = existed ? a.target : StagingPathFor(a.target);
   if (!existed) {
+    if (::lstat(write_to.c_str(), &st) == 0) {  // never touch what this run did not create
+      return Fail(g, AlreadyExists("staging path " + write_to + " exists; restore again"));
+    }
     for (const std::string& left : LeftoverStaging(a.target)) {
       std::cerr << "bunker-agent: warning: " << left
                 << " is left from an interrupted restore to the same target; delete it when it is "
@@ -446,7 +461,7 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
     if (snap->snapshot.mode == "block") {
       mover::BlockRestoreOptions o;
       o.target = write_to;
-      o.overwrite = a.overwrite;
+      o.overwrite = existed && a.overwrite;  // a staging path is always new
       o.write.engine = *engine;
       o.workers = a.workers;
       o.progress = &progress;
@@ -454,7 +469,7 @@ int CmdRestore(const GlobalOptions& g, const RestoreArgs& a) {
     } else {
       mover::FileRestoreOptions o;
       o.target = write_to;
-      o.overwrite = a.overwrite;
+      o.overwrite = existed && a.overwrite;  // a staging path is always new
       o.allow_special = a.allow_special;
       o.workers = a.workers;
       o.progress = &progress;

@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
   RestoreArgs restore;
   CLI::App* restore_cmd = app.add_subcommand("restore", "Restore a snapshot");
   restore_cmd->footer(
-      "A new target is written as .<name>.bunker-restore-<pid> beside it and renamed into\n"
+      "A new target is written as .<name>.bunker-restore-<pid>-<random> beside it and renamed "
+      "into\n"
       "place only when the restore is complete and synced: an interrupted restore leaves\n"
       "that name, never a target that looks complete (the next restore names leftovers).\n"
       "An existing target (--overwrite, or a block device) is written in place.");

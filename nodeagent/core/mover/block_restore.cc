@@ -173,8 +173,9 @@ Result<RestoreResult> RestoreBlockVolume(repo::Repository* repo, const repo::Sna
         return;
       }
       for (const Item& it : task.items) {
-        // Decoded straight into the write buffer of its first chunk
-        // (raw_length == that chunk's length, checked above).
+        // Decoded (and checked) by the codec, then copied into the write
+        // buffer of its first chunk (raw_length == that chunk's length,
+        // checked above).
         const std::vector<uint32_t>& uses = it.use->chunks;
         WriteItem first{uint64_t{uses.front()} * chunk_size, pool.Acquire()};
         first.data.set_size(it.entry.raw_length);

@@ -80,8 +80,10 @@ class BlobCodec {
   // entry.id. Corruption naming `what` on any failure.
   Status Decode(const BlobEntry& entry, ByteSpan sealed, std::string_view what, Bytes* out);
 
-  // Decodes straight into caller memory of exactly entry.raw_length bytes (a
-  // restore's aligned write buffer: no copy, no zero-fill). With
+  // Decodes into caller memory of exactly entry.raw_length bytes (a
+  // restore's aligned write buffer; no zero-fill). The blob is decoded into
+  // the codec's own scratch, checked there, and only then copied out, so
+  // `out` never holds bytes that failed a check. With
   // `fingerprint`, the plaintext is checked against it instead of against
   // the HMAC id: a block chunk's fingerprint was computed at backup time from
   // the same source bytes as its id, so content that differs from what was

@@ -11,7 +11,7 @@ namespace bunker {
 
 AlignedBytes& AlignedBytes::operator=(AlignedBytes&& other) noexcept {
   if (this != &other) {
-    std::free(data_);
+    FreeIoBuffer(data_, capacity_);
     data_ = other.data_;
     size_ = other.size_;
     capacity_ = other.capacity_;
@@ -22,14 +22,14 @@ AlignedBytes& AlignedBytes::operator=(AlignedBytes&& other) noexcept {
   return *this;
 }
 
-AlignedBytes::~AlignedBytes() { std::free(data_); }
+AlignedBytes::~AlignedBytes() { FreeIoBuffer(data_, capacity_); }
 
 void AlignedBytes::reserve(size_t n) {
   if (n <= capacity_) return;
   size_t cap = 0;
   uint8_t* p = AllocateIoBuffer(n, &cap);
   if (size_ > 0) std::memcpy(p, data_, size_);
-  std::free(data_);
+  FreeIoBuffer(data_, capacity_);
   data_ = p;
   capacity_ = cap;
 }

@@ -1,5 +1,6 @@
 #include "nodeagent/core/util/buffer_pool.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
@@ -34,14 +35,15 @@ void Buffer::Release() {
 
 BufferPool::BufferPool(size_t buffer_size, size_t count)
     : buffer_size_((buffer_size + kAlignment - 1) / kAlignment * kAlignment), count_(count) {
-  arena_ = AllocateIoBuffer(buffer_size_ * count_);
+  if (count_ != 0 && buffer_size_ > SIZE_MAX / count_) throw std::bad_alloc();
+  arena_ = AllocateIoBuffer(buffer_size_ * count_, &arena_bytes_);
   free_.reserve(count_);
   for (size_t i = 0; i < count_; ++i) {
     free_.push_back(arena_ + i * buffer_size_);
   }
 }
 
-BufferPool::~BufferPool() { std::free(arena_); }
+BufferPool::~BufferPool() { FreeIoBuffer(arena_, arena_bytes_); }
 
 Buffer BufferPool::Acquire() {
   std::unique_lock lock(mu_);

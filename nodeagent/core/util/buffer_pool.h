@@ -73,6 +73,7 @@ class BufferPool {
   const size_t buffer_size_;
   const size_t count_;
   uint8_t* arena_ = nullptr;
+  size_t arena_bytes_ = 0;  // as AllocateIoBuffer rounded it
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<uint8_t*> free_;  // guarded by mu_

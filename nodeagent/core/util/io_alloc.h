@@ -2,18 +2,23 @@
 
 // Memory for large I/O buffers (read pools, pack buffers, codec scratch).
 // Always 4 KiB-aligned (what O_DIRECT needs). Regions of 2 MiB or more are
-// 2 MiB-aligned and advised as transparent huge pages: the pipeline sweeps
-// through these buffers continuously, and huge pages turn ~512 page faults
-// and TLB misses per 2 MiB into one. A kernel without THP (or with it set to
-// "never") ignores the advice; nothing depends on it.
+// mapped on their own (never carved from the malloc heap), 2 MiB-aligned and
+// advised as transparent huge pages: the pipeline sweeps through these
+// buffers continuously, and huge pages turn ~512 page faults and TLB misses
+// per 2 MiB into one. A kernel without THP (or with it set to "never")
+// ignores the advice; nothing depends on it.
 
 #include <cstddef>
 #include <cstdint>
 
 namespace bunker {
 
-// Rounds `bytes` up to the alignment used; throws std::bad_alloc. Release
-// with std::free. *allocated (if given) receives the rounded size.
-uint8_t* AllocateIoBuffer(size_t bytes, size_t* allocated = nullptr);
+// Rounds `bytes` up to the granularity used; throws std::bad_alloc (also
+// when the rounded size would overflow). *allocated receives the rounded
+// size, which FreeIoBuffer needs.
+uint8_t* AllocateIoBuffer(size_t bytes, size_t* allocated);
+// Releases what AllocateIoBuffer returned (`allocated` as it reported; a
+// null pointer is ignored).
+void FreeIoBuffer(uint8_t* p, size_t allocated);
 
 }  // namespace bunker

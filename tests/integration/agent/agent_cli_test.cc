@@ -57,8 +57,17 @@ TEST_F(AgentCliTest, KilledRestoreLeavesNoTarget) {
   ASSERT_EQ(left.size(), 1u);
   EXPECT_TRUE(left[0].filename().string().starts_with(".restored.img.bunker-restore-")) << left[0];
 
-  RunResult r = InRepo({"restore", "--snapshot", "latest", "--target", target.string()});
+  // Also a leftover of another run, with content, as a killed restore leaves
+  // it: the next restore must neither use nor delete it.
+  const fs::path other = target.parent_path() / ".restored.img.bunker-restore-1-00000000";
+  ASSERT_TRUE(WriteFile(other, "an earlier run's partial data").ok());
+  RunResult r =
+      InRepo({"restore", "--snapshot", "latest", "--target", target.string(), "--overwrite"});
   ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_NE(r.err.find(other.string()), std::string::npos) << r.Describe();
+  Result<std::string> kept = ReadFile(other);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "an earlier run's partial data");
   EXPECT_NE(r.err.find(left[0].string()), std::string::npos)
       << "the leftover of the killed restore is not named:\n"
       << r.Describe();
@@ -70,7 +79,7 @@ TEST_F(AgentCliTest, KilledRestoreLeavesNoTarget) {
   EXPECT_NE(again.exit_code, 0);
   size_t entries = 0;
   for (const auto& e : fs::directory_iterator(target.parent_path())) entries += e.exists();
-  EXPECT_EQ(entries, 2u);
+  EXPECT_EQ(entries, 3u);  // the target and the two leftovers
 }
 
 TEST_F(AgentCliTest, RoundTripIsByteIdenticalAndSparse) {

@@ -460,6 +460,10 @@ TEST_F(CorruptionFixtureTest, ContentListFingerprintDisagreesWithItsChunk) {
   EXPECT_NE(r.err.find(repo::ShortHex(victim)), std::string::npos) << r.Describe();
   EXPECT_NE(r.err.find("fingerprint recorded at backup"), std::string::npos) << r.Describe();
   EXPECT_FALSE(fs::exists(fs::symlink_status(target))) << r.Describe();
+  for (const auto& e : fs::directory_iterator(dir())) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".fingerprint-target.bunker-restore-"))
+        << "the failed restore left its staging path " << e.path();
+  }
   ExpectOthersRestore(false, true, true);
 }
 

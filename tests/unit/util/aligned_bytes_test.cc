@@ -1,5 +1,11 @@
 #include "nodeagent/core/util/aligned_bytes.h"
 
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "nodeagent/core/util/io_alloc.h"
+
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -57,6 +63,40 @@ TEST(AlignedBytesTest, MoveTransfersOwnership) {
   c = std::move(b);
   EXPECT_EQ(c.data(), storage);
   EXPECT_EQ(c.size(), 100u);
+}
+
+}  // namespace
+}  // namespace bunker
+
+namespace bunker {
+namespace {
+
+// Every size class, the boundary around 2 MiB included (a size that rounds
+// to exactly 2 MiB in 4 KiB pages must still be freed the way it was
+// allocated), growth across the boundary, and sizes that cannot be rounded.
+TEST(IoAllocTest, AlignedWritableAndReleasedForEverySize) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  for (size_t bytes : {size_t{0}, size_t{1}, size_t{4096}, 2 * kMiB - 4097, 2 * kMiB - 1, 2 * kMiB,
+                       2 * kMiB + 1, 17 * kMiB + 3}) {
+    size_t allocated = 0;
+    uint8_t* p = AllocateIoBuffer(bytes, &allocated);
+    ASSERT_NE(p, nullptr) << bytes;
+    EXPECT_GE(allocated, std::max<size_t>(bytes, 1)) << bytes;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 4096, 0u) << bytes;
+    if (allocated >= 2 * kMiB) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (2 * kMiB), 0u) << bytes;
+      EXPECT_EQ(allocated % (2 * kMiB), 0u) << bytes;
+    }
+    std::memset(p, 0x5a, allocated);  // all of it is ours
+    FreeIoBuffer(p, allocated);
+  }
+  AlignedBytes grow;
+  std::vector<uint8_t> part(700 * 1024, 7);
+  for (int i = 0; i < 6; ++i) grow.Append(part);  // 4 KiB pages, then a mapping
+  EXPECT_EQ(grow.size(), 6 * part.size());
+  EXPECT_EQ(grow.data()[grow.size() - 1], 7);
+  size_t ignored = 0;
+  EXPECT_THROW(AllocateIoBuffer(SIZE_MAX - 100, &ignored), std::bad_alloc);
 }
 
 }  // namespace
