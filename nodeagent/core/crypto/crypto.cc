@@ -12,9 +12,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -335,8 +335,8 @@ Status Aead::Seal(ByteSpan plaintext, ByteSpan aad, Bytes* out) {
 
 Status Aead::SealInto(ByteSpan plaintext, ByteSpan aad, MutableByteSpan out) {
   if (out.size() != plaintext.size() + kSealOverhead) {
-    return InvalidArgument("aes-gcm seal: output of " + std::to_string(out.size()) +
-                           " bytes for " + std::to_string(plaintext.size()) + " bytes of plaintext");
+    return InvalidArgument("aes-gcm seal: output of " + std::to_string(out.size()) + " bytes for " +
+                           std::to_string(plaintext.size()) + " bytes of plaintext");
   }
   uint8_t* nonce = out.data();
   RETURN_IF_ERROR(RandomBytes({nonce, kNonceSize}));
@@ -426,8 +426,8 @@ Status Aead::OpenInto(ByteSpan sealed, ByteSpan aad, MutableByteSpan out) {
   }
   const size_t ct_size = sealed.size() - kSealOverhead;
   if (out.size() != ct_size) {
-    return InvalidArgument("aes-gcm open: output of " + std::to_string(out.size()) +
-                           " bytes for " + std::to_string(ct_size) + " bytes of ciphertext");
+    return InvalidArgument("aes-gcm open: output of " + std::to_string(out.size()) + " bytes for " +
+                           std::to_string(ct_size) + " bytes of ciphertext");
   }
   Status s = GcmOpen(impl_->dec, sealed.data(), sealed.subspan(kNonceSize, ct_size),
                      sealed.data() + kNonceSize + ct_size, aad, out.data());
@@ -490,8 +490,8 @@ Result<Key> DeriveKeyScrypt(std::string_view password, ByteSpan salt, uint64_t n
   if (crypto_pwhash_scryptsalsa208sha256_ll(NonNull(AsBytes(password)), password.size(),
                                             NonNull(salt), salt.size(), n, r, p, key.data(),
                                             key.size()) != 0) {
-    return ErrnoStatus("scrypt: derivation with N=" + std::to_string(n) + " r=" + std::to_string(r) +
-                           " p=" + std::to_string(p),
+    return ErrnoStatus("scrypt: derivation with N=" + std::to_string(n) +
+                           " r=" + std::to_string(r) + " p=" + std::to_string(p),
                        errno);
   }
   return key;

@@ -384,25 +384,24 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
       auto [prev, fresh] = at.emplace(e.id, &e);
       if (!fresh && (prev->second->offset != e.offset || prev->second->length != e.length ||
                      prev->second->type != e.type)) {
-        return Corruption(
-            "prune refuses to run: index files contradict each other on blob " +
-            repo::ShortHex(e.id) + " in " + it->second.name +
-            " (two locations or types) — run `check --read-data`");
+        return Corruption("prune refuses to run: index files contradict each other on blob " +
+                          repo::ShortHex(e.id) + " in " + it->second.name +
+                          " (two locations or types) — run `check --read-data`");
       }
     }
     if (end + repo::kPackFooterSize > it->second.size) {
       return Corruption("prune refuses to run: " + it->second.name + " is shorter (" +
-                                std::to_string(it->second.size) +
-                                " bytes) than the blobs the index lists in it — run `check`");
+                        std::to_string(it->second.size) +
+                        " bytes) than the blobs the index lists in it — run `check`");
     }
   }
   if (!missing.empty()) {
     std::string names;
     for (size_t i = 0; i < missing.size() && i < 10; ++i) names += (i ? ", " : "") + missing[i];
-    return Corruption(
-        "prune refuses to run: the index names " + std::to_string(missing.size()) +
-        " packs the location does not list (" + names + (missing.size() > 10 ? ", …" : "") +
-        "); the listing may be incomplete or data is missing — run `check`");
+    return Corruption("prune refuses to run: the index names " + std::to_string(missing.size()) +
+                      " packs the location does not list (" + names +
+                      (missing.size() > 10 ? ", …" : "") +
+                      "); the listing may be incomplete or data is missing — run `check`");
   }
 
   // Mark: every blob of every snapshot.

@@ -295,7 +295,7 @@ TEST_F(CommittedRepoFixtureTest, DISABLED_Generate) {
     ASSERT_TRUE(WriteFile(out / name / "expected.json", expected.dump(2) + "\n").ok());
   };
   auto copy = [&](const std::string& name) {
-    const fs::path p = dir() / ("case-" + name);
+    fs::path p = dir() / ("case-" + name);
     CopyTree(base, p);
     return p;
   };

@@ -130,7 +130,11 @@ TEST_F(CodecTest, DecodeIntoChecksTheRecordedFingerprint) {
     AlignedBytes stored;
     uint8_t flags = 0;
     ASSERT_TRUE(codec_.Encode(BlobType::kData, id, plain, true, &stored, &flags).ok());
-    BlobEntry e{id, BlobType::kData, flags, 0, static_cast<uint32_t>(stored.size()),
+    BlobEntry e{id,
+                BlobType::kData,
+                flags,
+                0,
+                static_cast<uint32_t>(stored.size()),
                 static_cast<uint32_t>(plain.size())};
     Bytes out(plain.size(), 0xee);
     ASSERT_TRUE(codec_.DecodeInto(e, stored.span(), "p", out, &fp).ok());
@@ -164,7 +168,11 @@ TEST_F(CodecTest, ContentSealedUnderAnotherIdIsCaughtByIdOrFingerprint) {
   Bytes stored;
   uint8_t flags = 0;
   ASSERT_TRUE(codec_.Encode(BlobType::kData, id, sealed_bytes, true, &stored, &flags).ok());
-  BlobEntry e{id, BlobType::kData, flags, 0, static_cast<uint32_t>(stored.size()),
+  BlobEntry e{id,
+              BlobType::kData,
+              flags,
+              0,
+              static_cast<uint32_t>(stored.size()),
               static_cast<uint32_t>(meant.size())};
   Bytes out;
   EXPECT_EQ(codec_.Decode(e, stored, "p", &out).code(), Code::kCorruption);
@@ -181,7 +189,11 @@ TEST_F(CodecTest, AlignedAndVectorEncodingsDecodeAlike) {
   uint8_t flags = 0;
   ASSERT_TRUE(codec_.Encode(BlobType::kMeta, id, plain, true, &a, &flags).ok());
   ASSERT_GT(a.size(), 6u);
-  BlobEntry e{id, BlobType::kMeta, flags, 0, static_cast<uint32_t>(a.size() - 6),
+  BlobEntry e{id,
+              BlobType::kMeta,
+              flags,
+              0,
+              static_cast<uint32_t>(a.size() - 6),
               static_cast<uint32_t>(plain.size())};
   Bytes back;
   ASSERT_TRUE(codec_.Decode(e, a.span().subspan(6), "p", &back).ok());
