@@ -9,6 +9,15 @@ namespace bunker::repo {
 
 PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options)
     : repo_(repo), options_(options), codec_(repo->NewCodec()), queue_(options.max_pending) {
+  // The whole budget up front, its pages touched: a backup's memory is then
+  // the same whatever the volume size and however the uploads happen to
+  // keep up (otherwise the last buffer exists only when they lag).
+  for (size_t i = 0; i < MaxBuffers(); ++i) {
+    AlignedBytes b(BufferCapacity());
+    for (size_t at = 0; at < b.capacity(); at += AlignedBytes::kAlignment) b.data()[at] = 0;
+    free_.push_back(std::move(b));
+  }
+  buffers_ = MaxBuffers();
   current_ = TakeBuffer();
   for (int i = 0; i < options_.uploaders; ++i) {
     uploaders_.emplace_back([this] { UploadLoop(); });
@@ -37,9 +46,7 @@ AlignedBytes PackWriter::TakeBuffer() {
   }
   ++buffers_;  // beyond the budget only after a failure, to unblock the caller
   lock.unlock();
-  // Room for a full pack, its last blob (up to a 1 MiB chunk, or bigger file
-  // chunks, for which the buffer grows once) and its trailer.
-  return AlignedBytes(options_.target_size + (1 << 20) + (64 << 10));
+  return AlignedBytes(BufferCapacity());
 }
 
 void PackWriter::RecycleBuffer(AlignedBytes b) {

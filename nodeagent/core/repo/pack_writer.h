@@ -7,8 +7,9 @@
 // for the index file that commits the backup.
 //
 // Pack buffers are 4 KiB-aligned (so a file backend can write them with
-// O_DIRECT) and recycled without new page faults. At most uploaders + 1 of
-// them exist (one filling, the others queued or uploading): sealing a pack
+// O_DIRECT) and recycled without new page faults. Exactly uploaders + 1 of
+// them exist, made (and touched) at construction (one filling, the others
+// queued or uploading): sealing a pack
 // waits for an upload to finish when all are in use. That budget, not the
 // queue, is what bounds a backup's pack memory.
 //
@@ -63,6 +64,9 @@ class PackWriter {
   AlignedBytes TakeBuffer();           // a recycled or new buffer, within the budget
   void RecycleBuffer(AlignedBytes b);  // keeps it for the next pack
   size_t MaxBuffers() const { return static_cast<size_t>(options_.uploaders) + 1; }
+  // Room for a full pack, its last blob (up to a 1 MiB chunk, or bigger file
+  // chunks, for which the buffer grows once) and its trailer.
+  size_t BufferCapacity() const { return options_.target_size + (1 << 20) + (64 << 10); }
 
   Repository* repo_;
   PackWriterOptions options_;
