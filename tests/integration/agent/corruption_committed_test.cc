@@ -400,19 +400,9 @@ TEST_F(CommittedRepoFixtureTest, DISABLED_Generate) {
     const fs::path r = copy("blob_type_confusion");
     std::unique_ptr<RepoSurgeon> s = surgeon(r);
     ASSERT_TRUE(s);
-    repo::BlobId victim{};
-    Result<std::string> fresh = s->RewriteIndex(a.index.front(), [&](auto* packs) {
-      for (auto& p : *packs) {
-        for (auto& e : p.blobs) {
-          if (e.type == repo::BlobType::kData && repo::IsHole(victim)) {
-            e.type = repo::BlobType::kMeta;
-            victim = e.id;
-          }
-        }
-      }
-    });
-    ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
-    ASSERT_FALSE(repo::IsHole(victim));
+    Result<repo::BlobId> retyped = s->RetypeFirstDataBlobAsMeta(a.index.front());
+    ASSERT_TRUE(retyped.ok()) << retyped.status().ToString();
+    const repo::BlobId victim = *retyped;
     s.reset();
     json prune = refuses;
     prune["names"] = repo::ShortHex(victim);

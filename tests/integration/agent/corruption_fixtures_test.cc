@@ -414,19 +414,9 @@ TEST_F(CorruptionFixtureTest, ContradictingDuplicateIndexEntry) {
 TEST_F(CorruptionFixtureTest, DataBlobIndexedAsMeta) {
   std::unique_ptr<RepoSurgeon> s = Surgeon();
   ASSERT_TRUE(s);
-  repo::BlobId victim{};
-  Result<std::string> fresh = s->RewriteIndex(base().index_a.front(), [&](auto* packs) {
-    for (auto& p : *packs) {
-      for (auto& e : p.blobs) {
-        if (e.type == repo::BlobType::kData && repo::IsHole(victim)) {
-          e.type = repo::BlobType::kMeta;
-          victim = e.id;
-        }
-      }
-    }
-  });
-  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
-  ASSERT_FALSE(repo::IsHole(victim));
+  Result<repo::BlobId> retyped = s->RetypeFirstDataBlobAsMeta(base().index_a.front());
+  ASSERT_TRUE(retyped.ok()) << retyped.status().ToString();
+  const repo::BlobId victim = *retyped;
   s.reset();
   ExpectProblem(false, "damaged", "blob " + repo::ToHex(victim), {{base().snap_a, "pvc-a"}});
   ExpectRestoreFails(base().snap_a, "block");

@@ -56,6 +56,22 @@ Result<std::string> RepoSurgeon::RewriteIndex(
   return NotFound("no index file " + name);
 }
 
+Result<repo::BlobId> RepoSurgeon::RetypeFirstDataBlobAsMeta(const std::string& name) {
+  repo::BlobId victim{};
+  RETURN_IF_ERROR(RewriteIndex(name, [&](std::vector<repo::PackEntries>* packs) {
+                    for (auto& p : *packs) {
+                      for (auto& e : p.blobs) {
+                        if (e.type == repo::BlobType::kData && repo::IsHole(victim)) {
+                          e.type = repo::BlobType::kMeta;
+                          victim = e.id;
+                        }
+                      }
+                    }
+                  }).status());
+  if (repo::IsHole(victim)) return NotFound("index file " + name + " lists no data blob");
+  return victim;
+}
+
 Result<std::string> RepoSurgeon::RewriteSnapshot(const std::string& hex_id,
                                                  const std::function<void(json*)>& edit) {
   ASSIGN_OR_RETURN(repo::Id id, repo::ParseId(hex_id));

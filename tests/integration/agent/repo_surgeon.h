@@ -39,6 +39,10 @@ class RepoSurgeon {
   Result<std::string> RewriteIndex(
       const std::string& name, const std::function<void(std::vector<repo::PackEntries>*)>& edit);
 
+  // Type confusion: rewrites index file `name` so that the first data blob
+  // it lists is called a meta blob; returns that blob's id.
+  Result<repo::BlobId> RetypeFirstDataBlobAsMeta(const std::string& name);
+
   // Replaces snapshot `hex_id` by one whose JSON went through `edit`, sealed
   // under the repository key; returns the new id (hex). The old object is deleted.
   Result<std::string> RewriteSnapshot(const std::string& hex_id,
