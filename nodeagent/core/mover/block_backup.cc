@@ -126,8 +126,10 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   } else {
     read.direct = options.direct == BlockBackupOptions::Direct::kOn;
   }
-  const size_t queue_cap = static_cast<size_t>(workers);
-  BufferPool pool(chunk_size, read.queue_depth + queue_cap + workers + 2);
+  // Each worker takes up to two chunks at a time, so the queue holds two per
+  // worker.
+  const size_t queue_cap = 2 * static_cast<size_t>(workers);
+  BufferPool pool(chunk_size, read.queue_depth + queue_cap + 2 * workers + 2);
   Result<std::unique_ptr<io::BlockReader>> opened =
       io::BlockReader::Open(options.volume_path, read, &pool);
   if (!opened.ok()) return opened.Annotated("volume " + options.volume_path);
@@ -143,61 +145,102 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   std::atomic<uint64_t> bytes_new{0}, bytes_reused{0}, bytes_hole{0}, blobs_new{0}, blobs_reused{0};
   BoundedQueue<io::Block> work(queue_cap);
 
+  // A chunk read and not yet settled: its fingerprint, and its id once
+  // computed.
+  struct Pending {
+    const io::Block* block;
+    crypto::Fingerprint fp;
+    BlobId id;
+  };
+
   auto worker = [&] {
     std::unique_ptr<BlobCodec> codec = repo->NewCodec();
     AlignedBytes stored;  // reused: grows once, never zero-filled
-    while (std::optional<io::Block> block = work.Pop()) {
-      if (error.failed()) continue;
-      ByteSpan data = block->data.span();
-      uint64_t index = block->offset / chunk_size;
+    auto done = [&](size_t n) {
+      if (options.progress) options.progress->bytes_done += n;
+    };
+    // Holes and chunks unchanged since the parent need no id; true if
+    // `block` was one of them (and is settled).
+    auto settle_without_id = [&](const io::Block& block, Pending* p) {
+      ByteSpan data = block.data.span();
+      const uint64_t index = block.offset / chunk_size;
       if (chunk::IsAllZero(data)) {
         content[index] = repo::ChunkRef{};
         bytes_hole += data.size();
-      } else {
-        crypto::Fingerprint fp = codec->Fingerprint(data);
-        if (index < parent_chunks.size() && parent_chunks[index].fp == fp &&
-            !repo::IsHole(parent_chunks[index].id) && repo->index().Has(parent_chunks[index].id)) {
-          // Unchanged since the parent: same keyed fingerprint (which covers the
-          // length too) at the same place.
-          content[index] = parent_chunks[index];
-          bytes_reused += data.size();
-          ++blobs_reused;
-          if (options.progress) options.progress->bytes_done += data.size();
-          continue;
-        }
-        BlobId id = codec->ComputeId(data);
-        content[index] = repo::ChunkRef{id, fp};
-        bool store = repo->index().Claim(id);
-        if (!store && options.full) {
-          // Store check: a blob whose pack is gone from the location is stored again.
-          std::optional<repo::BlobLocation> loc = repo->index().Find(id);
-          if (loc && !existing_packs.contains(loc->pack)) {
-            store = true;
-          }
-        }
-        if (store) {
-          stored.clear();
-          uint8_t flags = 0;
-          Status st = codec->Encode(BlobType::kData, id, data, options.verify_before_upload,
-                                    &stored, &flags);
-          if (st.ok()) {
-            BlobEntry e{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(data.size())};
-            st = packer.Add(e, stored.span());
-          }
-          if (!st.ok()) {
-            error.Set(st.Annotate("chunk at offset " + std::to_string(block->offset)));
-            work.Close();
-            continue;
-          }
-          bytes_new += data.size();
-          ++blobs_new;
-          if (options.progress) options.progress->bytes_new += data.size();
-        } else {
-          bytes_reused += data.size();
-          ++blobs_reused;
+        done(data.size());
+        return true;
+      }
+      p->block = &block;
+      p->fp = codec->Fingerprint(data);
+      if (index < parent_chunks.size() && parent_chunks[index].fp == p->fp &&
+          !repo::IsHole(parent_chunks[index].id) && repo->index().Has(parent_chunks[index].id)) {
+        // Unchanged since the parent: same keyed fingerprint (which covers
+        // the length too) at the same place.
+        content[index] = parent_chunks[index];
+        bytes_reused += data.size();
+        ++blobs_reused;
+        done(data.size());
+        return true;
+      }
+      return false;
+    };
+    auto settle = [&](const Pending& p) -> Status {
+      ByteSpan data = p.block->data.span();
+      content[p.block->offset / chunk_size] = repo::ChunkRef{p.id, p.fp};
+      bool store = repo->index().Claim(p.id);
+      if (!store && options.full) {
+        // Store check: a blob whose pack is gone from the location is stored again.
+        std::optional<repo::BlobLocation> loc = repo->index().Find(p.id);
+        if (loc && !existing_packs.contains(loc->pack)) {
+          store = true;
         }
       }
-      if (options.progress) options.progress->bytes_done += data.size();
+      if (store) {
+        stored.clear();
+        uint8_t flags = 0;
+        Status st = codec->Encode(BlobType::kData, p.id, data, options.verify_before_upload,
+                                  &stored, &flags);
+        if (st.ok()) {
+          BlobEntry e{p.id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(data.size())};
+          st = packer.Add(e, stored.span());
+        }
+        if (!st.ok()) return st.Annotate("chunk at offset " + std::to_string(p.block->offset));
+        bytes_new += data.size();
+        ++blobs_new;
+        if (options.progress) options.progress->bytes_new += data.size();
+      } else {
+        bytes_reused += data.size();
+        ++blobs_reused;
+      }
+      done(data.size());
+      return Status::Ok();
+    };
+
+    // Two chunks at a time when two are waiting: their ids are computed
+    // together (BlobCodec::ComputeIds).
+    std::optional<io::Block> batch[2];
+    while ((batch[0] = work.Pop())) {
+      batch[1] = work.TryPop();
+      if (error.failed()) continue;
+      Pending pending[2];
+      int n = 0;
+      for (const std::optional<io::Block>& block : batch) {
+        if (block && !settle_without_id(*block, &pending[n])) ++n;
+      }
+      if (n == 2) {
+        codec->ComputeIds(pending[0].block->data.span(), pending[1].block->data.span(),
+                          &pending[0].id, &pending[1].id);
+      } else if (n == 1) {
+        pending[0].id = codec->ComputeId(pending[0].block->data.span());
+      }
+      for (int i = 0; i < n; ++i) {
+        Status st = settle(pending[i]);
+        if (!st.ok()) {
+          error.Set(std::move(st));
+          work.Close();
+          break;
+        }
+      }
     }
   };
 

@@ -58,6 +58,7 @@ Status CheckLengths(const BlobEntry& e, std::string_view what) {
 BlobCodec::BlobCodec(const MasterKey& key)
     : aead_(key.enc),
       hmac_(key.mac),
+      hmac_pair_(key.mac),
       gmac_(crypto::HkdfSha256(key.mac, {}, "bunker block fingerprint v1")) {}
 
 BlobId BlobCodec::ComputeId(ByteSpan plaintext) { return hmac_.Compute(plaintext); }

@@ -96,6 +96,22 @@ TEST(Lz4Test, CompressibleMiddleButRandomEdgesStillCompresses) {
   EXPECT_EQ(back, src);
 }
 
+TEST(Lz4Test, ChunkCompressibleInOneHalfOnlyStillCompresses) {
+  // Text in one half, random bytes in the other, either way round: one of
+  // the two samples (a quarter and three quarters in) finds the text.
+  for (bool text_first : {true, false}) {
+    Bytes src = PseudoRandom(1 << 20, 12);
+    const Bytes text = TextLike(512 << 10, 13);
+    std::copy(text.begin(), text.end(), src.begin() + (text_first ? 0 : (512 << 10)));
+    Bytes compressed;
+    ASSERT_TRUE(Lz4Compress(src, &compressed)) << text_first;
+    EXPECT_LT(compressed.size(), src.size() * 3 / 4) << text_first;
+    Bytes back;
+    ASSERT_TRUE(Lz4Decompress(compressed, src.size(), &back).ok());
+    EXPECT_EQ(back, src);
+  }
+}
+
 class Lz4DecompressTest : public ::testing::Test {
  protected:
   void SetUp() override {

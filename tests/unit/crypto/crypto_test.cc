@@ -1,4 +1,5 @@
 #include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/crypto/hmac_pair.h"
 
 #include <gtest/gtest.h>
 
@@ -80,8 +81,8 @@ struct HmacVector {
   std::string mac;  // hex; shorter than 64 digits when the RFC truncates
 };
 
-TEST(HmacTest, MatchesRfc4231TestCases) {
-  const HmacVector kCases[] = {
+const std::vector<HmacVector>& Rfc4231Cases() {
+  static const std::vector<HmacVector> kCases = {
       // 1
       {Repeat(0x0b, 20), Hex("4869205468657265"),
        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
@@ -110,8 +111,12 @@ TEST(HmacTest, MatchesRfc4231TestCases) {
            "6720757365642062792074686520484d414320616c676f726974686d2e"),
        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
   };
+  return kCases;
+}
+
+TEST(HmacTest, MatchesRfc4231TestCases) {
   int number = 1;
-  for (const HmacVector& v : kCases) {
+  for (const HmacVector& v : Rfc4231Cases()) {
     const std::string got = ToHex(HmacSha256(v.key, v.data));
     EXPECT_EQ(got.substr(0, v.mac.size()), v.mac) << "RFC 4231 test case " << number;
     ++number;
@@ -145,6 +150,62 @@ TEST(HmacTest, KeyedObjectAgreesWithOneShotForManySizes) {
   Key other = key;
   other[0] ^= 1;
   EXPECT_NE(Hmac(other).Compute(AsBytes("a")), hmac.Compute(AsBytes("a")));
+}
+
+// HmacPair: the interleaved SHA-NI path (when this CPU has it) and the
+// OpenSSL path give RFC 4231's answers, alone and in pairs.
+TEST(HmacPairTest, MatchesRfc4231TestCases) {
+  if (!HmacPair::CpuHasShaNi()) {
+    std::printf("note: no SHA extensions on this CPU; HmacPair runs its OpenSSL path\n");
+  }
+  for (bool accelerate : {true, false}) {
+    int number = 1;
+    for (const HmacVector& v : Rfc4231Cases()) {
+      const HmacPair pair(v.key, accelerate);
+      EXPECT_EQ(pair.accelerated(), accelerate && HmacPair::CpuHasShaNi());
+      Digest a, b;
+      const Bytes other = Repeat(0x42, 1000 + number);
+      pair.Compute(v.data, other, &a, &b);
+      EXPECT_EQ(ToHex(a).substr(0, v.mac.size()), v.mac) << "case " << number << " " << accelerate;
+      EXPECT_EQ(b, HmacSha256(v.key, other)) << "case " << number;
+      pair.Compute(other, v.data, &b, &a);
+      EXPECT_EQ(ToHex(a).substr(0, v.mac.size()), v.mac) << "case " << number << " second";
+      EXPECT_EQ(ToHex(pair.Compute(v.data)).substr(0, v.mac.size()), v.mac) << "case " << number;
+      ++number;
+    }
+  }
+}
+
+// Every length class of the padding (tails of 0, 55, 56, 63 bytes; one or two
+// final blocks) in every pairing, including unequal lengths, the empty
+// message and 1 MiB chunks, against OpenSSL.
+TEST(HmacPairTest, AgreesWithOpenSslForPairsOfAnyLength) {
+  const Key key = KeyFromHex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
+  const HmacPair pair(key);
+  const Bytes data = PseudoRandom((2 << 20) + 200, 7);
+  const size_t mib = size_t{1} << 20;
+  const size_t sizes[] = {0,   1,   55,  56,  57,       63,      64,      65,     119,
+                          120, 127, 128, 129, 4096 + 7, mib - 1, mib,     mib + 1, mib + 56};
+  for (size_t na : sizes) {
+    for (size_t nb : sizes) {
+      // Different offsets, so the two messages differ even at equal lengths.
+      const ByteSpan a = ByteSpan(data).subspan(3, na);
+      const ByteSpan b = ByteSpan(data).subspan(mib - 100, nb);
+      Digest ma, mb;
+      pair.Compute(a, b, &ma, &mb);
+      ASSERT_EQ(ma, HmacSha256(key, a)) << na << " with " << nb;
+      ASSERT_EQ(mb, HmacSha256(key, b)) << nb << " with " << na;
+    }
+    ASSERT_EQ(pair.Compute(ByteSpan(data).subspan(5, na)), HmacSha256(key, ByteSpan(data).subspan(5, na)))
+        << na;
+  }
+  // The same message twice gives one answer; a one-bit change another.
+  Bytes flipped(data.begin(), data.begin() + mib);
+  flipped[mib / 2] ^= 1;
+  Digest m1, m2;
+  pair.Compute(ByteSpan(data).first(mib), flipped, &m1, &m2);
+  EXPECT_NE(m1, m2);
+  EXPECT_EQ(m2, HmacSha256(key, flipped));
 }
 
 // ---------------------------------------------------------------- AES-256-GCM
