@@ -29,7 +29,7 @@ struct BlockBackupOptions {
   // node) and not for image files (whose pages are often cached already).
   enum class Direct { kAuto, kOn, kOff } direct = Direct::kAuto;
   int workers = 0;                   // 0: one per core
-  bool verify_before_upload = true;  // decompress every LZ4 blob again before sealing
+  bool verify_before_upload = true;  // decode every blob again before upload
   Progress* progress = nullptr;
 };
 

@@ -79,9 +79,8 @@ ByteSpan BlobCodec::Prepare(BlobType type, const BlobId& id, ByteSpan plaintext,
     compressed_.resize(plaintext.size() - 1);
     const size_t n = chunk::Lz4CompressTo(plaintext, {compressed_.data(), compressed_.size()});
     if (n > 0) {
-      // Armed with `error`, this point damages the compressor's output, as a
-      // compressor bug or a bit flip in RAM would: the self-check must stop
-      // it before it is sealed.
+      // Armed with `error`, damages the compressor's output, as a compressor
+      // bug or a bit flip in RAM would.
       if (!Failpoint("codec.damage_compressed").ok()) compressed_.data()[n / 2] ^= 0x5a;
       payload = ByteSpan(compressed_.data(), n);
       *flags = kFlagLz4;
@@ -91,23 +90,25 @@ ByteSpan BlobCodec::Prepare(BlobType type, const BlobId& id, ByteSpan plaintext,
   return payload;
 }
 
-Status BlobCodec::SealChecked(const BlobId& id, ByteSpan plaintext, ByteSpan payload,
+Status BlobCodec::SealChecked(BlobType type, const BlobId& id, ByteSpan plaintext, ByteSpan payload,
                               uint8_t flags, bool verify, MutableByteSpan dst) {
-  if (verify && (flags & kFlagLz4)) {
-    // The compressed payload must decompress to exactly the plaintext the id
-    // was computed from, checked before it is sealed. The seal itself is not
-    // opened again: OpenSSL's GCM both seals and opens, so a round trip could
-    // not catch a fault the two share, and a sealed blob that does not open
-    // fails loudly at check or restore, never silently.
-    plain_.resize(plaintext.size());
-    Status st = chunk::Lz4DecompressTo(payload, {plain_.data(), plain_.size()});
-    if (!st.ok() || std::memcmp(plain_.data(), plaintext.data(), plaintext.size()) != 0) {
+  RETURN_IF_ERROR(aead_.SealInto(payload, aad_, dst));
+  // Armed with `error`, damages the sealed form, as a cipher fault or a bit
+  // flip during the seal would.
+  if (!Failpoint("codec.damage_sealed").ok()) dst[dst.size() / 2] ^= 0x5a;
+  if (verify) {
+    // Opened, decompressed and compared, exactly as a restore will: neither a
+    // compressor nor a cipher fault reaches storage.
+    const uint32_t raw_length = static_cast<uint32_t>(plaintext.size());
+    BlobEntry e{id, type, flags, 0, static_cast<uint32_t>(dst.size()), raw_length};
+    Result<ByteSpan> back = OpenPayload(e, dst, "self-check");
+    if (!back.ok() || std::memcmp(back->data(), plaintext.data(), plaintext.size()) != 0) {
       return Internal("blob " + ShortHex(id) +
-                      ": its LZ4 form does not decompress to its plaintext (codec self-check " +
-                      "before upload" + (st.ok() ? std::string() : ": " + st.message()) + ")");
+                      " did not decode back to its plaintext before upload (codec self-check)" +
+                      (back.ok() ? std::string() : ": " + back.status().message()));
     }
   }
-  return aead_.SealInto(payload, aad_, dst);
+  return Status::Ok();
 }
 
 template <typename Buffer>
@@ -119,7 +120,7 @@ Status BlobCodec::EncodeAppend(BlobType type, const BlobId& id, ByteSpan plainte
   ByteSpan payload = Prepare(type, id, plaintext, flags);
   const size_t start = out->size();
   out->resize(start + payload.size() + crypto::kSealOverhead);
-  Status st = SealChecked(id, plaintext, payload, *flags, verify,
+  Status st = SealChecked(type, id, plaintext, payload, *flags, verify,
                           MutableByteSpan(out->data() + start, out->size() - start));
   if (!st.ok()) out->resize(start);
   return st;

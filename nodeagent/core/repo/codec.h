@@ -73,9 +73,9 @@ class BlobCodec {
   crypto::Fingerprint Fingerprint(ByteSpan plaintext) { return gmac_.Compute(plaintext); }
 
   // Compresses `plaintext` when that shrinks it, seals it and appends the
-  // stored form to *out; sets *flags. With `verify`, a compressed payload is
-  // decompressed again and compared with `plaintext` before it is sealed
-  // (Internal on mismatch: a compressor bug or damaged memory).
+  // stored form to *out; sets *flags. With `verify`, opens the result again,
+  // decompresses it and compares it with `plaintext` (Internal on mismatch: a
+  // codec or cipher fault, or damaged memory).
   Status Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify, Bytes* out,
                 uint8_t* flags);
   // The same, appending to an AlignedBytes (grows without zero-filling: the
@@ -118,9 +118,9 @@ class BlobCodec {
   // Compresses `plaintext` when that shrinks it; sets *flags and the AAD;
   // returns the payload to seal (compressed_ or `plaintext`).
   ByteSpan Prepare(BlobType type, const BlobId& id, ByteSpan plaintext, uint8_t* flags);
-  // With `verify`, checks that a compressed `payload` decompresses to
-  // `plaintext`; then seals it into `dst` (payload + overhead bytes).
-  Status SealChecked(const BlobId& id, ByteSpan plaintext, ByteSpan payload,
+  // Seals `payload` into `dst` (payload + overhead bytes) and, with
+  // `verify`, decodes it again and compares it with `plaintext`.
+  Status SealChecked(BlobType type, const BlobId& id, ByteSpan plaintext, ByteSpan payload,
                      uint8_t flags, bool verify, MutableByteSpan dst);
   void BlobAad(BlobType type, uint8_t flags, uint32_t raw_length, const BlobId& id);
 

@@ -730,50 +730,61 @@ TEST_F(AgentCliTest, NoVerifyBeforeUploadIsHiddenAndRoundTrips) {
   EXPECT_EQ(help.out.find("verify"), std::string::npos) << "the flag is meant to be hidden";
 }
 
-// The self-check before upload: compressed output that does not decompress
-// to the chunk's bytes (a compressor bug, a bit flip in RAM) stops the backup
-// with an error that names the blob, and no snapshot refers to it. Without
-// the check the same damage is sealed and stored, and only a later restore
-// finds it: the failpoint damages one compressed chunk either way.
-TEST_F(AgentCliTest, SelfCheckStopsDamagedCompressionBeforeUpload) {
-  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+// The self-check before upload: a blob whose compressed or sealed form does
+// not decode back to the chunk's bytes (a compressor or cipher fault, a bit
+// flip in RAM) stops the backup with an error that names the blob, and no
+// snapshot refers to it. Without the check the same damage is stored, and
+// only a later restore finds it: each failpoint damages one blob either way.
+TEST_F(AgentCliTest, SelfCheckStopsDamagedBlobsBeforeUpload) {
   const fs::path image = dir() / "vol.img";
   ASSERT_NO_FATAL_FAILURE(WriteImage(image, MixedImage(40)));
-  const EnvChanges damage = {"BUNKER_FAILPOINT=codec.damage_compressed:error@2"};
+  struct Case {
+    const char* failpoint;
+    const char* restore_says;  // what the restore of the unchecked backup reports
+  };
+  const Case cases[] = {
+      {"codec.damage_compressed:error@2", "does not match the fingerprint"},
+      {"codec.damage_sealed:error@3", "authentication failed"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.failpoint);
+    const fs::path repo = dir() / ("checked-" + std::to_string(n));
+    ASSERT_NO_FATAL_FAILURE(Init(repo));
+    const EnvChanges damage = {std::string("BUNKER_FAILPOINT=") + c.failpoint};
+    RunResult stopped = In(
+        repo, {"backup", "--volume", image.string(), "--volume-id", "pvc-sc", "--mode", "block"},
+        damage);
+    EXPECT_EQ(stopped.exit_code, 1) << stopped.Describe();
+    EXPECT_NE(stopped.err.find("did not decode back to its plaintext before upload"),
+              std::string::npos)
+        << stopped.Describe();
+    std::optional<json> snaps = Snapshots(repo);
+    ASSERT_TRUE(snaps);
+    EXPECT_EQ((*snaps)["snapshots"].size(), 0u) << snaps->dump(2);
+    EXPECT_GE(CheckHealthy(repo), 0);
+    // Without the failpoint the checked backup goes through.
+    std::optional<json> b = Backup(repo, image, "pvc-sc");
+    ASSERT_TRUE(b);
+    EXPECT_EQ(RestoreAndCompare(repo, (*b)["id"], image), "");
 
-  RunResult stopped = InRepo(
-      {"backup", "--volume", image.string(), "--volume-id", "pvc-sc", "--mode", "block"}, damage);
-  EXPECT_NE(stopped.exit_code, 0) << stopped.Describe();
-  EXPECT_NE(stopped.err.find("codec self-check"), std::string::npos) << stopped.Describe();
-  EXPECT_NE(stopped.err.find("does not decompress to its plaintext"), std::string::npos)
-      << stopped.Describe();
-  std::optional<json> snaps = Snapshots(repo_);
-  ASSERT_TRUE(snaps);
-  EXPECT_EQ((*snaps)["snapshots"].size(), 0u) << snaps->dump(2);
-  EXPECT_GE(CheckHealthy(repo_), 0);
-
-  // Without the failpoint the checked backup goes through.
-  std::optional<json> b = Backup(repo_, image, "pvc-sc");
-  ASSERT_TRUE(b);
-  EXPECT_EQ(RestoreAndCompare(repo_, (*b)["id"], image), "");
-
-  // The same damage without the check (in a repository of its own: later
-  // backups would deduplicate against the damaged blob): the backup
-  // "succeeds" and the restore refuses the chunk loudly. The data is lost,
-  // which is why the check is on.
-  const fs::path unchecked_repo = dir() / "unchecked";
-  ASSERT_NO_FATAL_FAILURE(Init(unchecked_repo));
-  RunResult unchecked = In(unchecked_repo,
-                           {"backup", "--volume", image.string(), "--volume-id", "pvc-sc",
-                            "--mode", "block", "--no-verify-before-upload"},
-                           damage);
-  ASSERT_TRUE(unchecked.ok()) << unchecked.Describe();
-  RunResult restore = In(unchecked_repo, {"restore", "--snapshot", "latest", "--target",
-                                          (dir() / "out.img").string()});
-  EXPECT_EQ(restore.exit_code, 5) << restore.Describe();
-  EXPECT_NE(restore.err.find("does not match the fingerprint"), std::string::npos)
-      << restore.Describe();
-  EXPECT_FALSE(fs::exists(dir() / "out.img"));
+    // The same damage without the check (in a repository of its own: later
+    // backups would deduplicate against the damaged blob): the backup
+    // "succeeds" and the restore refuses the blob loudly. The data is lost,
+    // which is why the check is on.
+    const fs::path unchecked = dir() / ("unchecked-" + std::to_string(n++));
+    ASSERT_NO_FATAL_FAILURE(Init(unchecked));
+    RunResult stored = In(unchecked,
+                          {"backup", "--volume", image.string(), "--volume-id", "pvc-sc", "--mode",
+                           "block", "--no-verify-before-upload"},
+                          damage);
+    ASSERT_TRUE(stored.ok()) << stored.Describe();
+    const fs::path target = dir() / ("out-" + std::to_string(n) + ".img");
+    RunResult restore = In(unchecked, {"restore", "--snapshot", "latest", "--target", target.string()});
+    EXPECT_EQ(restore.exit_code, 5) << restore.Describe();
+    EXPECT_NE(restore.err.find(c.restore_says), std::string::npos) << restore.Describe();
+    EXPECT_FALSE(fs::exists(target));
+  }
 }
 
 }  // namespace
