@@ -46,6 +46,11 @@ struct ReadOptions {
   uint32_t queue_depth = 16;
   bool direct = true;             // try O_DIRECT, fall back to buffered if refused
   Engine engine = Engine::kAuto;  // kAuto: io_uring, else pread pool
+  // io_uring only: at most this many kernel io-wq workers run buffered reads
+  // (0: the kernel's default, up to 4 per CPU). The copies out of the page
+  // cache are CPU work; more of them than the cores given to the backup only
+  // take turns with its own workers.
+  uint32_t kernel_workers = 0;
 };
 
 struct Block {

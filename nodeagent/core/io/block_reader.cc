@@ -262,7 +262,9 @@ class UringBlockReader final : public ReaderBase {
   UringBlockReader(std::string path, OpenedVolume volume, const ReadOptions& options,
                    BufferPool* pool, std::unique_ptr<Uring> ring)
       : ReaderBase(std::move(path), std::move(volume), options, pool, Engine::kIoUring),
-        ring_(std::move(ring)) {}
+        ring_(std::move(ring)) {
+    if (options.kernel_workers > 0) (void)ring_->LimitKernelWorkers(options.kernel_workers);
+  }
 
   // Waits for every read in flight: the kernel writes into pool buffers.
   ~UringBlockReader() override {

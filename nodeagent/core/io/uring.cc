@@ -38,6 +38,11 @@ Uring::~Uring() {
   }
 }
 
+bool Uring::LimitKernelWorkers(unsigned bounded) {
+  unsigned values[2] = {bounded, 0};  // 0 leaves the unbounded limit as it is
+  return io_uring_register_iowq_max_workers(&ring_, values) == 0;
+}
+
 io_uring_sqe* Uring::GetSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {

@@ -47,6 +47,11 @@ class Uring {
     return seen;
   }
 
+  // Caps the kernel's io-wq workers that run this ring's punted requests
+  // (bounded: regular-file and block I/O). False when the kernel cannot (older
+  // than 5.15), which only leaves its default.
+  bool LimitKernelWorkers(unsigned bounded);
+
   // Entries prepared and not yet submitted.
   unsigned pending() const { return io_uring_sq_ready(&ring_); }
 

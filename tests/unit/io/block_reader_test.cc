@@ -21,6 +21,7 @@
 #include "nodeagent/core/io/block_io.h"
 #include "nodeagent/core/io/engine.h"
 #include "nodeagent/core/io/fault_injection.h"
+#include "nodeagent/core/io/uring.h"
 #include "tests/unit/io/io_test_util.h"
 
 namespace bunker::io {
@@ -142,6 +143,26 @@ TEST_P(BlockReaderEngineTest, SmallChunksDeepQueueOutOfOrderCompletions) {
   BufferPool pool(4096, 64);
   std::string path = dir_.File("small-chunks");
   Bytes content = MakeContent(1000 * 4096 + 100, 3);
+  WriteFile(path, content);
+  auto reader = BlockReader::Open(path, o, &pool);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  ReadAll r = Drain(reader->get());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ExpectChunkLayout(r, content.size(), 4096);
+  EXPECT_TRUE(r.data == content);
+}
+
+// Capping io_uring's kernel workers at one (block backups cap them at their
+// worker count) queues the punted reads behind each other; 64 in flight
+// still all complete, in order. The pread engine ignores the option.
+TEST_P(BlockReaderEngineTest, OneKernelWorkerStillDeliversEverything) {
+  ReadOptions o = Options();
+  o.chunk_size = 4096;
+  o.queue_depth = 64;
+  o.kernel_workers = 1;
+  BufferPool pool(4096, 64);
+  std::string path = dir_.File("one-kernel-worker");
+  Bytes content = MakeContent(700 * 4096 + 5, 4);
   WriteFile(path, content);
   auto reader = BlockReader::Open(path, o, &pool);
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
@@ -385,6 +406,14 @@ INSTANTIATE_TEST_SUITE_P(Engines, BlockReaderDirectEinvalTest,
                          [](const ::testing::TestParamInfo<Engine>& info) {
                            return info.param == Engine::kIoUring ? "IoUring" : "Pread";
                          });
+
+TEST_F(BlockReaderTest, KernelWorkerLimitIsAcceptedByThisKernel) {
+  Result<std::unique_ptr<internal::Uring>> ring = internal::Uring::Create(8);
+  ASSERT_TRUE(ring.ok()) << ring.status().ToString();
+  // IORING_REGISTER_IOWQ_MAX_WORKERS exists since Linux 5.15; CI runs newer.
+  EXPECT_TRUE((*ring)->LimitKernelWorkers(1));
+  EXPECT_TRUE((*ring)->LimitKernelWorkers(2));
+}
 
 TEST_F(BlockReaderTest, AutoPrefersIoUring) {
   std::string path = dir_.File("auto");
