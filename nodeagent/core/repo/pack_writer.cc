@@ -7,16 +7,37 @@
 
 namespace bunker::repo {
 
-PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options)
+namespace {
+
+AlignedBytes TouchedBuffer(size_t capacity) {
+  AlignedBytes b(capacity);
+  for (size_t at = 0; at < b.capacity(); at += AlignedBytes::kAlignment) b.data()[at] = 0;
+  return b;
+}
+
+}  // namespace
+
+std::vector<AlignedBytes> PackWriter::MakeBuffers(const PackWriterOptions& options) {
+  std::vector<AlignedBytes> buffers;
+  for (size_t i = 0; i < MaxBuffers(options); ++i) {
+    buffers.push_back(TouchedBuffer(BufferCapacity(options)));
+  }
+  return buffers;
+}
+
+PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options,
+                       std::vector<AlignedBytes> prepared)
     : repo_(repo), options_(options), codec_(repo->NewCodec()), queue_(options.max_pending) {
   // The whole budget up front, its pages touched: a backup's memory is then
   // the same whatever the volume size and however the uploads happen to
   // keep up (otherwise the last buffer exists only when they lag).
-  for (size_t i = 0; i < MaxBuffers(); ++i) {
-    AlignedBytes b(BufferCapacity());
-    for (size_t at = 0; at < b.capacity(); at += AlignedBytes::kAlignment) b.data()[at] = 0;
-    free_.push_back(std::move(b));
+  for (AlignedBytes& b : prepared) {
+    if (free_.size() < MaxBuffers() && b.capacity() >= BufferCapacity()) {
+      b.clear();
+      free_.push_back(std::move(b));
+    }
   }
+  while (free_.size() < MaxBuffers()) free_.push_back(TouchedBuffer(BufferCapacity()));
   buffers_ = MaxBuffers();
   current_ = TakeBuffer();
   for (int i = 0; i < options_.uploaders; ++i) {

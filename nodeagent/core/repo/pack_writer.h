@@ -37,7 +37,10 @@ struct PackWriterOptions {
 
 class PackWriter {
  public:
-  PackWriter(Repository* repo, const PackWriterOptions& options);
+  // `prepared`: buffers made earlier by MakeBuffers (e.g. on a thread while
+  // the repository key was derived); the writer makes whatever is missing.
+  PackWriter(Repository* repo, const PackWriterOptions& options,
+             std::vector<AlignedBytes> prepared = {});
   ~PackWriter();  // stops the uploaders (after Finish, or abandoning on error)
 
   // Appends a stored blob (as made by BlobCodec::Encode). May block while
@@ -47,6 +50,10 @@ class PackWriter {
   // Uploads the partial pack and waits for every upload. Returns the packs
   // uploaded since construction (for the index file), or the first error.
   Result<std::vector<PackEntries>> Finish();
+
+  // The writer's whole buffer budget for `options`, pages touched. Needs no
+  // repository, so it can run before one is open.
+  static std::vector<AlignedBytes> MakeBuffers(const PackWriterOptions& options);
 
   uint64_t bytes_uploaded() const { return bytes_uploaded_.load(); }
   uint64_t packs_uploaded() const { return packs_uploaded_.load(); }
@@ -63,10 +70,14 @@ class PackWriter {
   Status FirstError();
   AlignedBytes TakeBuffer();           // a recycled or new buffer, within the budget
   void RecycleBuffer(AlignedBytes b);  // keeps it for the next pack
-  size_t MaxBuffers() const { return static_cast<size_t>(options_.uploaders) + 1; }
+  static size_t MaxBuffers(const PackWriterOptions& o) { return static_cast<size_t>(o.uploaders) + 1; }
+  size_t MaxBuffers() const { return MaxBuffers(options_); }
   // Room for a full pack, its last blob (up to a 1 MiB chunk, or bigger file
   // chunks, for which the buffer grows once) and its trailer.
-  size_t BufferCapacity() const { return options_.target_size + (1 << 20) + (64 << 10); }
+  static size_t BufferCapacity(const PackWriterOptions& o) {
+    return o.target_size + (1 << 20) + (64 << 10);
+  }
+  size_t BufferCapacity() const { return BufferCapacity(options_); }
 
   Repository* repo_;
   PackWriterOptions options_;

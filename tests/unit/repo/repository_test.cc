@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "nodeagent/core/repo/lease.h"
+#include "nodeagent/core/repo/pack_writer.h"
 
 namespace bunker::repo {
 namespace {
@@ -43,6 +44,50 @@ class RepositoryTest : public ::testing::Test {
 
   std::string dir_;
 };
+
+// Pack buffers made before the repository was open (PackWriter::MakeBuffers)
+// are the writer's whole budget; buffers too small for it are not adopted,
+// and the writer makes its own. Either way the blobs read back.
+TEST_F(RepositoryTest, PackWriterTakesPreparedBuffersAndRefusesSmallOnes) {
+  PackWriterOptions options;
+  options.target_size = 256 << 10;
+  std::vector<AlignedBytes> made = PackWriter::MakeBuffers(options);
+  ASSERT_EQ(made.size(), static_cast<size_t>(options.uploaders) + 1);
+  for (const AlignedBytes& b : made) EXPECT_GE(b.capacity(), options.target_size + (1u << 20));
+
+  std::vector<AlignedBytes> too_small;
+  too_small.emplace_back(4096);
+  for (std::vector<AlignedBytes>* prepared : {&made, &too_small}) {
+    auto r = OpenWith("pw");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    Repository* repo = r->get();
+    std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+    std::vector<std::pair<BlobId, Bytes>> blobs;
+    {
+      PackWriter writer(repo, options, std::move(*prepared));
+      for (int i = 0; i < 20; ++i) {
+        Bytes plain(100000, static_cast<uint8_t>(i));
+        plain[i] = 0xff;
+        const BlobId id = codec->ComputeId(plain);
+        ASSERT_TRUE(repo->index().Claim(id));
+        Bytes stored;
+        uint8_t flags = 0;
+        ASSERT_TRUE(codec->Encode(BlobType::kData, id, plain, true, &stored, &flags).ok());
+        BlobEntry e{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(plain.size())};
+        ASSERT_TRUE(writer.Add(e, stored).ok());
+        blobs.emplace_back(id, std::move(plain));
+      }
+      Result<std::vector<PackEntries>> packs = writer.Finish();
+      ASSERT_TRUE(packs.ok()) << packs.status().ToString();
+      EXPECT_GE(packs->size(), 1u);
+    }
+    for (const auto& [id, plain] : blobs) {
+      Result<Bytes> back = repo->ReadBlob(id, codec.get());
+      ASSERT_TRUE(back.ok()) << back.status().ToString();
+      EXPECT_EQ(*back, plain);
+    }
+  }
+}
 
 TEST_F(RepositoryTest, InitTwiceIsRefused) {
   auto b = backend::OpenBackend(dir_, {}, false);
