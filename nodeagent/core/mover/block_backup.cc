@@ -125,8 +125,8 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
 
   io::ReadOptions read = options.read;
   read.chunk_size = chunk_size;
-  // One kernel copy thread per worker: 2 GiB backups on 2 cores spent 0.1 s
-  // less CPU than with the kernel's default of 8 (ReadOptions).
+  // One kernel copy thread per worker: a 1 GiB backup on 2 cores took 1.91
+  // CPU seconds against 1.97 with the kernel's default of 8 (ReadOptions).
   read.kernel_workers = static_cast<uint32_t>(workers);
   if (options.direct == BlockBackupOptions::Direct::kAuto) {
     struct stat st;
