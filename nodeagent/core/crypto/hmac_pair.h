@@ -43,7 +43,7 @@ class HmacPair {
   using State = std::array<uint32_t, 8>;
 
   bool accelerated_ = false;
-  Bytes key_;     // for the OpenSSL path
+  Bytes key_;      // for the OpenSSL path
   State inner_{};  // SHA-256 state after the key ^ ipad block
   State outer_{};  // SHA-256 state after the key ^ opad block
 };

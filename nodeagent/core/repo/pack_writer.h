@@ -70,7 +70,9 @@ class PackWriter {
   Status FirstError();
   AlignedBytes TakeBuffer();           // a recycled or new buffer, within the budget
   void RecycleBuffer(AlignedBytes b);  // keeps it for the next pack
-  static size_t MaxBuffers(const PackWriterOptions& o) { return static_cast<size_t>(o.uploaders) + 1; }
+  static size_t MaxBuffers(const PackWriterOptions& o) {
+    return static_cast<size_t>(o.uploaders) + 1;
+  }
   size_t MaxBuffers() const { return MaxBuffers(options_); }
   // Room for a full pack, its last blob (up to a 1 MiB chunk, or bigger file
   // chunks, for which the buffer grows once) and its trailer.

@@ -752,9 +752,9 @@ TEST_F(AgentCliTest, SelfCheckStopsDamagedBlobsBeforeUpload) {
     const fs::path repo = dir() / ("checked-" + std::to_string(n));
     ASSERT_NO_FATAL_FAILURE(Init(repo));
     const EnvChanges damage = {std::string("BUNKER_FAILPOINT=") + c.failpoint};
-    RunResult stopped = In(
-        repo, {"backup", "--volume", image.string(), "--volume-id", "pvc-sc", "--mode", "block"},
-        damage);
+    RunResult stopped =
+        In(repo, {"backup", "--volume", image.string(), "--volume-id", "pvc-sc", "--mode", "block"},
+           damage);
     EXPECT_EQ(stopped.exit_code, 1) << stopped.Describe();
     EXPECT_NE(stopped.err.find("did not decode back to its plaintext before upload"),
               std::string::npos)
@@ -780,7 +780,8 @@ TEST_F(AgentCliTest, SelfCheckStopsDamagedBlobsBeforeUpload) {
                           damage);
     ASSERT_TRUE(stored.ok()) << stored.Describe();
     const fs::path target = dir() / ("out-" + std::to_string(n) + ".img");
-    RunResult restore = In(unchecked, {"restore", "--snapshot", "latest", "--target", target.string()});
+    RunResult restore =
+        In(unchecked, {"restore", "--snapshot", "latest", "--target", target.string()});
     EXPECT_EQ(restore.exit_code, 5) << restore.Describe();
     EXPECT_NE(restore.err.find(c.restore_says), std::string::npos) << restore.Describe();
     EXPECT_FALSE(fs::exists(target));

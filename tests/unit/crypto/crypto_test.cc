@@ -184,8 +184,8 @@ TEST(HmacPairTest, AgreesWithOpenSslForPairsOfAnyLength) {
   const HmacPair pair(key);
   const Bytes data = PseudoRandom((2 << 20) + 200, 7);
   const size_t mib = size_t{1} << 20;
-  const size_t sizes[] = {0,   1,   55,  56,  57,       63,      64,      65,     119,
-                          120, 127, 128, 129, 4096 + 7, mib - 1, mib,     mib + 1, mib + 56};
+  const size_t sizes[] = {0,   1,   55,  56,  57,       63,      64,  65,      119,
+                          120, 127, 128, 129, 4096 + 7, mib - 1, mib, mib + 1, mib + 56};
   for (size_t na : sizes) {
     for (size_t nb : sizes) {
       // Different offsets, so the two messages differ even at equal lengths.
@@ -196,7 +196,8 @@ TEST(HmacPairTest, AgreesWithOpenSslForPairsOfAnyLength) {
       ASSERT_EQ(ma, HmacSha256(key, a)) << na << " with " << nb;
       ASSERT_EQ(mb, HmacSha256(key, b)) << nb << " with " << na;
     }
-    ASSERT_EQ(pair.Compute(ByteSpan(data).subspan(5, na)), HmacSha256(key, ByteSpan(data).subspan(5, na)))
+    ASSERT_EQ(pair.Compute(ByteSpan(data).subspan(5, na)),
+              HmacSha256(key, ByteSpan(data).subspan(5, na)))
         << na;
   }
   // The same message twice gives one answer; a one-bit change another.
