@@ -426,9 +426,11 @@ def cmd_final(a):
                 s += " (flat = at most +%d%%)" % round(100 * FLAT_TOLERANCE)
             parts.append(s)
         print("memory flatness: " + "; ".join(parts))
-    else:
+    elif res:
         print("memory flatness: needs two sizes (SIZES=\"1 4\"); only %s GiB ran"
               % ", ".join(str(d["meta"]["size_gib"]) for d in res))
+    else:
+        print("memory flatness: not measured (no size completed)")
 
     for d in res:
         size = d["meta"]["size_gib"]

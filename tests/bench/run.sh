@@ -297,6 +297,9 @@ tool_restore() { # TOOL SIZE REP REPO OUTDIR IMAGE -> prints restored file path 
 # ---- one size ---------------------------------------------------------------
 MISMATCH=0
 run_size() {
+    # Never report a stale run: a size that stops early (no disk space, a
+    # missing tool) must not leave an earlier run's results for the summary.
+    rm -f "$RESULTS_DIR/results-${1}GiB.json" "$RESULTS_DIR/results-${1}GiB-extra.json"
     local size=$1
     local img=$WORK/image-${size}g.img
     declare -A BROKEN=()
@@ -314,7 +317,6 @@ run_size() {
         return 1
     fi
 
-    rm -f "$RESULTS_DIR/results-${size}GiB.json" "$RESULTS_DIR/results-${size}GiB-extra.json" # never report a stale run
     echo "=== ${size} GiB image ==="
     # (set -e does not act inside a function called with ||: check by hand)
     "$PY" "$HERE/mkimage.py" create "$img" --size-gib "$size" --seed "$SEED" | sed 's/^/  /' ||
