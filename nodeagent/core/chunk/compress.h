@@ -12,8 +12,9 @@ namespace bunker::chunk {
 // Compresses `src` into *dst (resized to the compressed length). Returns true
 // only when the result is smaller than `src`; otherwise *dst is unspecified and
 // the chunk should be stored raw. Cheap on incompressible input: it samples
-// first and gives up early when the sample does not shrink (inputs of 256 KiB
-// or more: a 64 KiB sample from the middle must compress below 97%).
+// first and gives up early when no sample shrinks (inputs of 256 KiB or more:
+// one of two 8 KiB samples, a quarter and three quarters in, must compress
+// below 97%).
 // `src` must not point into *dst.
 bool Lz4Compress(ByteSpan src, Bytes* dst);
 
