@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -740,11 +741,16 @@ TEST_F(AgentCliTest, SelfCheckStopsDamagedBlobsBeforeUpload) {
   ASSERT_NO_FATAL_FAILURE(WriteImage(image, MixedImage(40)));
   struct Case {
     const char* failpoint;
-    const char* restore_says;  // what the restore of the unchecked backup reports
+    // What the restore of the unchecked backup reports: a flipped byte in
+    // LZ4 data either still decompresses (to other bytes: the fingerprint
+    // catches them) or does not; which, depends on the blob the failpoint
+    // meets, and that on the workers' order.
+    std::vector<std::string> restore_says;
   };
   const Case cases[] = {
-      {"codec.damage_compressed:error@2", "does not match the fingerprint"},
-      {"codec.damage_sealed:error@3", "authentication failed"},
+      {"codec.damage_compressed:error@2",
+       {"does not match the fingerprint", "LZ4 data does not decompress"}},
+      {"codec.damage_sealed:error@3", {"authentication failed"}},
   };
   int n = 0;
   for (const Case& c : cases) {
@@ -783,7 +789,10 @@ TEST_F(AgentCliTest, SelfCheckStopsDamagedBlobsBeforeUpload) {
     RunResult restore =
         In(unchecked, {"restore", "--snapshot", "latest", "--target", target.string()});
     EXPECT_EQ(restore.exit_code, 5) << restore.Describe();
-    EXPECT_NE(restore.err.find(c.restore_says), std::string::npos) << restore.Describe();
+    EXPECT_TRUE(std::any_of(
+        c.restore_says.begin(), c.restore_says.end(),
+        [&](const std::string& says) { return restore.err.find(says) != std::string::npos; }))
+        << restore.Describe();
     EXPECT_FALSE(fs::exists(target));
   }
 }
