@@ -128,10 +128,10 @@ int main(int argc, char** argv) {
   RestoreArgs restore;
   CLI::App* restore_cmd = app.add_subcommand("restore", "Restore a snapshot");
   restore_cmd->footer(
-      "A new target is written as .<name>.bunker-restore-<pid>-<random> beside it and renamed "
-      "into\n"
-      "place only when the restore is complete and synced: an interrupted restore leaves\n"
-      "that name, never a target that looks complete (the next restore names leftovers).\n"
+      "A new target is written as .<name>.bunker-restore-<pid>-<random> beside it\n"
+      "and renamed into place only when the restore is complete and synced: an\n"
+      "interrupted restore leaves that name, never a target that looks complete (the\n"
+      "next restore names leftovers).\n"
       "An existing target (--overwrite, or a block device) is written in place.");
   restore_cmd->add_option("--snapshot", restore.snapshot,
                           "Snapshot id, unique prefix, or latest (default)");

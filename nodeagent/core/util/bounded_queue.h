@@ -2,8 +2,8 @@
 
 // A bounded multi-producer multi-consumer queue. Push blocks while the queue
 // is full (back-pressure keeps pipeline memory flat); Pop blocks while it is
-// empty; TryPop never blocks. Close() wakes everyone: Push then returns false, Pop drains what is
-// left and then returns nullopt.
+// empty; TryPop never blocks. Close() wakes everyone: Push then returns
+// false, Pop drains what is left and then returns nullopt.
 // Thread-safety: all methods are safe from any thread.
 
 #include <condition_variable>
@@ -31,21 +31,13 @@ class BoundedQueue {
   std::optional<T> Pop() {
     std::unique_lock lock(mu_);
     not_empty_.wait(lock, [this] { return closed_ || !items_.empty(); });
-    if (items_.empty()) return std::nullopt;
-    T item = std::move(items_.front());
-    items_.pop_front();
-    not_full_.notify_one();
-    return item;
+    return TakeFrontLocked();
   }
 
   // An item if one is waiting, else nullopt at once (closed or not).
   std::optional<T> TryPop() {
     std::lock_guard lock(mu_);
-    if (items_.empty()) return std::nullopt;
-    T item = std::move(items_.front());
-    items_.pop_front();
-    not_full_.notify_one();
-    return item;
+    return TakeFrontLocked();
   }
 
   void Close() {
@@ -56,6 +48,15 @@ class BoundedQueue {
   }
 
  private:
+  // Requires mu_. The front item (making room for a Push), or nullopt.
+  std::optional<T> TakeFrontLocked() {
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return item;
+  }
+
   const size_t capacity_;
   std::mutex mu_;
   std::condition_variable not_full_;
