@@ -13,7 +13,6 @@
 #include <random>
 #include <sstream>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -276,14 +275,11 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
     return Fail(g, InvalidArgument("volume " + a.volume + " is not a directory (file mode)"));
   }
   // A block backup's pack buffers are made while the key is derived (scrypt,
-  // one core): their page faults are otherwise a serial step of their own.
-  std::vector<AlignedBytes> pack_buffers;
-  std::jthread prepare;
-  if (mode == "block") {
-    prepare = std::jthread([&pack_buffers] { pack_buffers = mover::PrepareBlockBackupBuffers(); });
-  }
+  // one core) and the backup starts: their page faults are otherwise a
+  // serial step of their own.
+  std::unique_ptr<repo::PackBufferMaker> pack_buffers;
+  if (mode == "block") pack_buffers = mover::StartBlockBackupBuffers();
   auto r = OpenRepo(g);
-  if (prepare.joinable()) prepare.join();
   if (!r.ok()) return Fail(g, r.status());
   repo::Repository* repo = r->get();
   std::optional<repo::ObjectId> parent;
@@ -316,7 +312,7 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
       o.workers = a.workers;
       o.verify_before_upload = a.verify_before_upload;
       o.progress = &progress;
-      res = mover::BackupBlockVolume(repo, lease->get(), o, std::move(pack_buffers));
+      res = mover::BackupBlockVolume(repo, lease->get(), o, pack_buffers.get());
     } else {
       mover::FileBackupOptions o;
       o.root = a.volume;

@@ -65,13 +65,13 @@ Result<std::vector<repo::ChunkRef>> LoadBlockContent(repo::Repository* repo,
   return ids;
 }
 
-std::vector<AlignedBytes> PrepareBlockBackupBuffers() {
-  return repo::PackWriter::MakeBuffers(repo::PackWriterOptions{});
+std::unique_ptr<repo::PackBufferMaker> StartBlockBackupBuffers() {
+  return std::make_unique<repo::PackBufferMaker>(repo::PackWriterOptions{});
 }
 
 Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* lease,
                                        const BlockBackupOptions& options,
-                                       std::vector<AlignedBytes> pack_buffers) {
+                                       repo::PackBufferMaker* pack_buffers) {
   auto start = std::chrono::steady_clock::now();
   const uint32_t chunk_size = repo->config().block_size;
   const int workers = WorkerCount(options.workers);
@@ -148,7 +148,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   const uint64_t chunks = (snap.size + chunk_size - 1) / chunk_size;
   std::vector<repo::ChunkRef> content(chunks);
 
-  repo::PackWriter packer(repo, repo::PackWriterOptions{}, std::move(pack_buffers));
+  repo::PackWriter packer(repo, repo::PackWriterOptions{}, pack_buffers);
   ErrorSlot error;
   std::atomic<uint64_t> bytes_new{0}, bytes_reused{0}, bytes_hole{0}, blobs_new{0}, blobs_reused{0};
   BoundedQueue<io::Block> work(queue_cap);

@@ -7,6 +7,7 @@
 // the snapshot, in that order, each after checking the lease is still held.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -15,7 +16,7 @@
 #include "nodeagent/core/mover/progress.h"
 #include "nodeagent/core/repo/lease.h"
 #include "nodeagent/core/repo/repository.h"
-#include "nodeagent/core/util/aligned_bytes.h"
+#include "nodeagent/core/repo/pack_writer.h"
 
 namespace bunker::mover {
 
@@ -40,17 +41,17 @@ struct BackupResult {
   std::string io_engine;
 };
 
-// `pack_buffers`: from PrepareBlockBackupBuffers, made while the repository
-// was being opened; without them the backup makes its own.
+// `pack_buffers`: from StartBlockBackupBuffers, started before the repository
+// was opened; without it the backup makes its buffers itself.
 Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* lease,
                                        const BlockBackupOptions& options,
-                                       std::vector<AlignedBytes> pack_buffers = {});
+                                       repo::PackBufferMaker* pack_buffers = nullptr);
 
-// The pack writer's buffers for a block backup, allocated and touched (about
-// 54 MiB; tens of milliseconds of page faults). Needs no repository: the
-// command line makes them on a thread while the repository key is derived,
-// which is otherwise a serial step before the first chunk.
-std::vector<AlignedBytes> PrepareBlockBackupBuffers();
+// Starts making the pack writer's buffers for a block backup (about 54 MiB,
+// touched: tens of milliseconds of page faults) on a thread. Needs no
+// repository: the command line starts it before the repository key is
+// derived, which is otherwise a serial step before the first chunk.
+std::unique_ptr<repo::PackBufferMaker> StartBlockBackupBuffers();
 
 struct BlockRestoreOptions {
   std::string target;

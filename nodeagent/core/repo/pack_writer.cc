@@ -1,6 +1,7 @@
 #include "nodeagent/core/repo/pack_writer.h"
 
 #include <cstring>
+#include <new>
 
 #include "nodeagent/core/crypto/crypto.h"
 #include "nodeagent/core/util/failpoint.h"
@@ -17,28 +18,55 @@ AlignedBytes TouchedBuffer(size_t capacity) {
 
 }  // namespace
 
-std::vector<AlignedBytes> PackWriter::MakeBuffers(const PackWriterOptions& options) {
-  std::vector<AlignedBytes> buffers;
-  for (size_t i = 0; i < MaxBuffers(options); ++i) {
-    buffers.push_back(TouchedBuffer(BufferCapacity(options)));
-  }
-  return buffers;
+PackBufferMaker::PackBufferMaker(const PackWriterOptions& options)
+    : capacity_(PackWriter::BufferCapacity(options)),
+      to_make_(PackWriter::MaxBuffers(options)) {
+  thread_ = std::thread([this] {
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (to_make_ == 0) return;
+      }
+      AlignedBytes b;
+      try {
+        b = TouchedBuffer(capacity_);
+      } catch (const std::bad_alloc&) {
+        std::lock_guard lock(mu_);
+        to_make_ = 0;  // Take hands out empty buffers; the writer tries itself
+        cv_.notify_all();
+        return;
+      }
+      std::lock_guard lock(mu_);
+      made_.push_back(std::move(b));
+      --to_make_;
+      cv_.notify_all();
+    }
+  });
 }
 
-PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options,
-                       std::vector<AlignedBytes> prepared)
+PackBufferMaker::~PackBufferMaker() { thread_.join(); }
+
+AlignedBytes PackBufferMaker::Take() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return !made_.empty() || to_make_ == 0; });
+  if (made_.empty()) return AlignedBytes();
+  AlignedBytes b = std::move(made_.front());
+  made_.pop_front();
+  return b;
+}
+
+PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options, PackBufferMaker* maker)
     : repo_(repo), options_(options), codec_(repo->NewCodec()), queue_(options.max_pending) {
-  // The whole budget up front, its pages touched: a backup's memory is then
-  // the same whatever the volume size and however the uploads happen to
-  // keep up (otherwise the last buffer exists only when they lag).
-  for (AlignedBytes& b : prepared) {
-    if (free_.size() < MaxBuffers() && b.capacity() >= BufferCapacity()) {
-      b.clear();
-      free_.push_back(std::move(b));
-    }
+  // The whole budget early, its pages touched: a backup's memory is then the
+  // same whatever the volume size and however the uploads happen to keep up
+  // (otherwise the last buffer exists only when they lag). A maker makes
+  // them all on its thread; TakeBuffer collects them one by one.
+  if (maker != nullptr && maker->buffer_capacity() >= BufferCapacity()) {
+    maker_ = maker;
+  } else {
+    while (free_.size() < MaxBuffers()) free_.push_back(TouchedBuffer(BufferCapacity()));
+    buffers_ = MaxBuffers();
   }
-  while (free_.size() < MaxBuffers()) free_.push_back(TouchedBuffer(BufferCapacity()));
-  buffers_ = MaxBuffers();
   current_ = TakeBuffer();
   for (int i = 0; i < options_.uploaders; ++i) {
     uploaders_.emplace_back([this] { UploadLoop(); });
@@ -65,8 +93,14 @@ AlignedBytes PackWriter::TakeBuffer() {
     free_.pop_back();
     return b;
   }
-  ++buffers_;  // beyond the budget only after a failure, to unblock the caller
+  // Beyond the budget only after a failure, to unblock the caller.
+  const bool from_maker = maker_ != nullptr && buffers_ < MaxBuffers();
+  ++buffers_;
   lock.unlock();
+  if (from_maker) {
+    AlignedBytes b = maker_->Take();
+    if (b.capacity() >= BufferCapacity()) return b;
+  }
   return AlignedBytes(BufferCapacity());
 }
 

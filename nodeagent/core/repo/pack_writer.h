@@ -8,16 +8,17 @@
 //
 // Pack buffers are 4 KiB-aligned (so a file backend can write them with
 // O_DIRECT) and recycled without new page faults. Exactly uploaders + 1 of
-// them exist, made (and touched) at construction (one filling, the others
-// queued or uploading): sealing a pack
-// waits for an upload to finish when all are in use. That budget, not the
-// queue, is what bounds a backup's pack memory.
+// them exist (one filling, the others queued or uploading), made and touched
+// at construction or by a PackBufferMaker: sealing a pack waits for an
+// upload to finish when all are in use. That budget, not the queue, is what
+// bounds a backup's pack memory.
 //
 // Thread-safety: Add may be called from many threads. Flush/Finish from one.
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -35,12 +36,41 @@ struct PackWriterOptions {
   size_t max_pending = 1;
 };
 
+// Makes a pack writer's buffers (its whole budget, pages touched) on a thread
+// of its own, one after another, so that a backup can start before all of
+// them exist: the writer takes each when it first needs one. Touching ~54
+// MiB costs tens of milliseconds of page faults (a hundred when the kernel
+// compacts memory for huge pages), which would otherwise be a serial step
+// before the first chunk; a block backup starts a maker before the
+// repository key is derived. Needs no repository.
+class PackBufferMaker {
+ public:
+  explicit PackBufferMaker(const PackWriterOptions& options);  // starts making
+  ~PackBufferMaker();                                           // waits for the thread
+  PackBufferMaker(const PackBufferMaker&) = delete;
+  PackBufferMaker& operator=(const PackBufferMaker&) = delete;
+
+  // The next buffer, waiting until it is made; an empty one once all were
+  // taken (or when memory ran out: the caller then makes its own).
+  AlignedBytes Take();
+  size_t buffer_capacity() const { return capacity_; }
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<AlignedBytes> made_;  // guarded by mu_
+  size_t to_make_;                 // guarded by mu_; not yet made
+  std::thread thread_;
+};
+
 class PackWriter {
  public:
-  // `prepared`: buffers made earlier by MakeBuffers (e.g. on a thread while
-  // the repository key was derived); the writer makes whatever is missing.
+  // `maker`: where the writer's buffers come from (it must outlive the
+  // writer and make buffers big enough for `options`, or it is ignored);
+  // without one the writer makes and touches them all here.
   PackWriter(Repository* repo, const PackWriterOptions& options,
-             std::vector<AlignedBytes> prepared = {});
+             PackBufferMaker* maker = nullptr);
   ~PackWriter();  // stops the uploaders (after Finish, or abandoning on error)
 
   // Appends a stored blob (as made by BlobCodec::Encode). May block while
@@ -50,10 +80,6 @@ class PackWriter {
   // Uploads the partial pack and waits for every upload. Returns the packs
   // uploaded since construction (for the index file), or the first error.
   Result<std::vector<PackEntries>> Finish();
-
-  // The writer's whole buffer budget for `options`, pages touched. Needs no
-  // repository, so it can run before one is open.
-  static std::vector<AlignedBytes> MakeBuffers(const PackWriterOptions& options);
 
   uint64_t bytes_uploaded() const { return bytes_uploaded_.load(); }
   uint64_t packs_uploaded() const { return packs_uploaded_.load(); }
@@ -70,6 +96,7 @@ class PackWriter {
   Status FirstError();
   AlignedBytes TakeBuffer();           // a recycled or new buffer, within the budget
   void RecycleBuffer(AlignedBytes b);  // keeps it for the next pack
+  friend class PackBufferMaker;
   static size_t MaxBuffers(const PackWriterOptions& o) {
     return static_cast<size_t>(o.uploaders) + 1;
   }
@@ -93,6 +120,7 @@ class PackWriter {
   std::condition_variable free_cv_;  // a buffer was recycled
   std::vector<AlignedBytes> free_;   // guarded by free_mu_
   size_t buffers_ = 0;               // guarded by free_mu_; buffers made so far
+  PackBufferMaker* maker_ = nullptr;  // buffers not yet in free_ come from here
   std::mutex done_mu_;
   std::vector<PackEntries> done_;  // guarded by done_mu_
   Status error_;                   // guarded by done_mu_

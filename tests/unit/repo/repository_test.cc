@@ -45,29 +45,41 @@ class RepositoryTest : public ::testing::Test {
   std::string dir_;
 };
 
-// Pack buffers made before the repository was open (PackWriter::MakeBuffers)
-// are the writer's whole budget; buffers too small for it are not adopted,
-// and the writer makes its own. Either way the blobs read back.
-TEST_F(RepositoryTest, PackWriterTakesPreparedBuffersAndRefusesSmallOnes) {
+// A PackBufferMaker started before the repository was open makes the
+// writer's whole budget, and the writer takes its buffers from it; a maker
+// whose buffers are too small is ignored (the writer makes its own). Either
+// way, and without a maker, the blobs read back.
+TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
   PackWriterOptions options;
   options.target_size = 256 << 10;
-  std::vector<AlignedBytes> made = PackWriter::MakeBuffers(options);
-  ASSERT_EQ(made.size(), static_cast<size_t>(options.uploaders) + 1);
-  for (const AlignedBytes& b : made) EXPECT_GE(b.capacity(), options.target_size + (1u << 20));
-
-  std::vector<AlignedBytes> too_small;
-  too_small.emplace_back(4096);
-  for (std::vector<AlignedBytes>* prepared : {&made, &too_small}) {
+  const size_t budget = static_cast<size_t>(options.uploaders) + 1;
+  PackWriterOptions small = options;
+  small.target_size = 4096;
+  struct Case {
+    const char* name;
+    std::unique_ptr<PackBufferMaker> maker;
+    size_t left_after;  // buffers the writer did not take
+  };
+  Case cases[3] = {{"fitting maker", std::make_unique<PackBufferMaker>(options), 0},
+                   {"too small a maker", std::make_unique<PackBufferMaker>(small), budget},
+                   {"no maker", nullptr, 0}};
+  uint32_t seed = 1;
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.name);
     auto r = OpenWith("pw");
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     Repository* repo = r->get();
     std::unique_ptr<BlobCodec> codec = repo->NewCodec();
     std::vector<std::pair<BlobId, Bytes>> blobs;
     {
-      PackWriter writer(repo, options, std::move(*prepared));
+      PackWriter writer(repo, options, c.maker.get());
+      // 2 MB that LZ4 cannot shrink: eight packs, so every buffer is used.
       for (int i = 0; i < 20; ++i) {
-        Bytes plain(100000, static_cast<uint8_t>(i));
-        plain[i] = 0xff;
+        Bytes plain(100000);
+        for (uint8_t& byte : plain) {
+          seed = seed * 1664525u + 1013904223u;
+          byte = static_cast<uint8_t>(seed >> 24);
+        }
         const BlobId id = codec->ComputeId(plain);
         ASSERT_TRUE(repo->index().Claim(id));
         Bytes stored;
@@ -79,12 +91,20 @@ TEST_F(RepositoryTest, PackWriterTakesPreparedBuffersAndRefusesSmallOnes) {
       }
       Result<std::vector<PackEntries>> packs = writer.Finish();
       ASSERT_TRUE(packs.ok()) << packs.status().ToString();
-      EXPECT_GE(packs->size(), 1u);
+      EXPECT_GE(packs->size(), 6u);
     }
     for (const auto& [id, plain] : blobs) {
       Result<Bytes> back = repo->ReadBlob(id, codec.get());
       ASSERT_TRUE(back.ok()) << back.status().ToString();
       EXPECT_EQ(*back, plain);
+    }
+    if (c.maker) {
+      size_t left = 0;
+      for (AlignedBytes b = c.maker->Take(); b.capacity() > 0; b = c.maker->Take()) {
+        EXPECT_EQ(b.capacity(), c.maker->buffer_capacity());
+        ++left;
+      }
+      EXPECT_EQ(left, c.left_after);
     }
   }
 }
