@@ -251,6 +251,8 @@ Status FileBackend::GetRangeInto(std::string_view name, uint64_t offset, uint64_
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open " + path, errno);
   Fd guard(fd);
+  // Ranges of packs are read once (restore, check, repack): no LRU promotion.
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_NOREUSE);
   out->resize(length);
   size_t done = 0;
   while (done < length) {
