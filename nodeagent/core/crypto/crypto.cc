@@ -19,6 +19,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "nodeagent/core/crypto/ghash_wide.h"
+
 namespace bunker::crypto {
 namespace {
 
@@ -346,23 +348,58 @@ Status Aead::SealInto(ByteSpan plaintext, ByteSpan aad, MutableByteSpan out) {
 
 struct Gmac::Impl {
   EVP_CIPHER_CTX* ctx = nullptr;
+  // With wide GHASH: the tag is GHASH(data) XOR E_K(J0), J0 the zero nonce's
+  // counter block (fixed per key).
+  std::unique_ptr<GhashWide> wide;
+  std::array<uint8_t, 16> ej0{};
   ~Impl() { EVP_CIPHER_CTX_free(ctx); }
 };
 
-Gmac::Gmac(const Key& key) : impl_(std::make_unique<Impl>()) {
+namespace {
+
+// E_K(block) with AES-256 (one ECB block, no padding).
+std::array<uint8_t, 16> EncryptBlock(const Key& key, const std::array<uint8_t, 16>& block) {
+  std::array<uint8_t, 16> out{};
+  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+  int outl = 0;
+  if (c == nullptr || EVP_EncryptInit_ex2(c, EVP_aes_256_ecb(), key.data(), nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_set_padding(c, 0) != 1 ||
+      EVP_EncryptUpdate(c, out.data(), &outl, block.data(), 16) != 1 || outl != 16) {
+    std::fprintf(stderr, "bunker: OpenSSL AES-256 block encryption failed\n");
+    std::abort();
+  }
+  EVP_CIPHER_CTX_free(c);
+  return out;
+}
+
+}  // namespace
+
+Gmac::Gmac(const Key& key, bool accelerate) : impl_(std::make_unique<Impl>()) {
   impl_->ctx = EVP_CIPHER_CTX_new();
   if (impl_->ctx == nullptr ||
       EVP_EncryptInit_ex2(impl_->ctx, Aes256Gcm(), key.data(), nullptr, nullptr) != 1) {
     std::fprintf(stderr, "bunker: OpenSSL AES-256-GCM (GMAC) initialisation failed\n");
     std::abort();
   }
+  static const bool wide_ok = GhashWide::Supported();
+  if (accelerate && wide_ok) {
+    impl_->wide = std::make_unique<GhashWide>(EncryptBlock(key, {}));  // H = E_K(0^128)
+    std::array<uint8_t, 16> j0{};  // 96-bit zero nonce || 0^31 || 1
+    j0[15] = 1;
+    impl_->ej0 = EncryptBlock(key, j0);
+  }
 }
 
 Gmac::~Gmac() = default;
 
 Fingerprint Gmac::Compute(ByteSpan data) {
-  static constexpr uint8_t kZeroNonce[kNonceSize] = {};
   Fingerprint tag{};
+  if (impl_->wide) {
+    const std::array<uint8_t, 16> s = impl_->wide->HashAad(data);
+    for (size_t i = 0; i < tag.size(); ++i) tag[i] = s[i] ^ impl_->ej0[i];
+    return tag;
+  }
+  static constexpr uint8_t kZeroNonce[kNonceSize] = {};
   int outl = 0;
   EVP_CIPHER_CTX* c = impl_->ctx;
   // Every step works on a valid context and bounded sizes; a failure here is

@@ -95,7 +95,7 @@ class BlobCodec {
   // `fingerprint`, the plaintext is checked against it instead of against
   // the HMAC id: a block chunk's fingerprint was computed at backup time from
   // the same source bytes as its id, so content that differs from what was
-  // read is caught either way, and the GMAC costs about a fifth of the HMAC.
+  // read is caught either way, and the GMAC costs a fraction of the HMAC.
   // (Forgery is GCM's job: the id is in the blob's additional data.) Without
   // it, the id is checked as Decode does. Corruption naming `what` on any
   // failure; `out` is then zeroed.

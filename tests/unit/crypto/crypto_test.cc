@@ -1,4 +1,5 @@
 #include "nodeagent/core/crypto/crypto.h"
+#include "nodeagent/core/crypto/ghash_wide.h"
 #include "nodeagent/core/crypto/hmac_pair.h"
 
 #include <gtest/gtest.h>
@@ -207,6 +208,57 @@ TEST(HmacPairTest, AgreesWithOpenSslForPairsOfAnyLength) {
   pair.Compute(ByteSpan(data).first(mib), flipped, &m1, &m2);
   EXPECT_NE(m1, m2);
   EXPECT_EQ(m2, HmacSha256(key, flipped));
+}
+
+// ---------------------------------------------------------------- GMAC
+
+// The fingerprint GMAC: AES-256-GCM with the zero nonce over additional data
+// only. Test case 13 of the GCM specification (all-zero key, zero nonce,
+// nothing to authenticate) is that case with empty data, for both paths.
+TEST(GmacTest, MatchesGcmSpecTestCase13) {
+  const Key zero{};
+  for (bool accelerate : {false, true}) {
+    Gmac gmac(zero, accelerate);
+    EXPECT_EQ(ToHex(gmac.Compute({})), "530f8afbc74536b9a963b4f1c4cb738b") << accelerate;
+  }
+}
+
+// The wide GHASH path (AVX-512 VPCLMULQDQ, where the CPU has it) gives
+// OpenSSL's tag for every length class: whole 256-byte batches, leftover
+// blocks, a partial last block, empty input, and 1 MiB chunks.
+TEST(GmacTest, WidePathAgreesWithOpenSslForAnyLength) {
+  if (!GhashWide::Supported()) {
+    std::printf("note: no AVX-512 VPCLMULQDQ on this CPU; Gmac runs its OpenSSL path only\n");
+  }
+  const Bytes data = PseudoRandom((1 << 20) + 600, 11);
+  const size_t mib = size_t{1} << 20;
+  std::vector<size_t> sizes = {0,   1,   15,  16,  17,  31,  32,   255,     256,
+                               257, 271, 272, 511, 512, 513, 4096, mib - 1, mib,
+                               mib + 1, mib + 16, mib + 255, mib + 256, mib + 300};
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 200; ++i) sizes.push_back(rng() % (mib + 600));
+  for (uint64_t k = 0; k < 3; ++k) {
+    Key key{};
+    const Bytes kb = PseudoRandom(key.size(), 100 + k);
+    std::copy(kb.begin(), kb.end(), key.begin());
+    Gmac fast(key, true);
+    Gmac reference(key, false);
+    for (size_t n : sizes) {
+      const ByteSpan in = ByteSpan(data).subspan((n * 7) % 64, std::min(n, data.size() - 64));
+      ASSERT_EQ(ToHex(fast.Compute(in)), ToHex(reference.Compute(in))) << "length " << in.size();
+    }
+  }
+  // One flipped bit anywhere changes the tag (first block, a batch, the tail).
+  const Key key = KeyFromHex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
+  Gmac gmac(key);
+  Bytes chunk(data.begin(), data.begin() + mib + 5);
+  const Fingerprint before = gmac.Compute(chunk);
+  for (size_t at : {size_t{0}, size_t{300}, mib - 1, mib + 4}) {
+    chunk[at] ^= 0x01;
+    EXPECT_NE(gmac.Compute(chunk), before) << at;
+    chunk[at] ^= 0x01;
+  }
+  EXPECT_EQ(gmac.Compute(chunk), before);
 }
 
 // ---------------------------------------------------------------- AES-256-GCM

@@ -1,0 +1,48 @@
+#pragma once
+
+// GHASH (the GCM polynomial hash, NIST SP 800-38D) over 512-bit registers:
+// VPCLMULQDQ multiplies four blocks per instruction, and 32 blocks share one
+// reduction (Horner's rule with precomputed powers H^1..H^32).
+//
+// Gmac (crypto.h) uses it for block fingerprints, whose nonce is fixed: the
+// GMAC of A is GHASH_H(A || lengths) XOR E_K(J0), and both H = E_K(0) and
+// E_K(J0) come from OpenSSL once per key, so only the hash runs per chunk.
+// OpenSSL 3.0 (Debian 12) hashes with 128-bit PCLMULQDQ (8.6 GB/s on this
+// machine); this is written by hand because no Debian library offers a wider
+// one. Its output is checked against OpenSSL's GMAC (crypto_test).
+//
+// Only for CPUs with AVX-512 (F, VL, BW) and VPCLMULQDQ enabled by the OS:
+// callers check Supported() and otherwise use OpenSSL.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "nodeagent/core/util/bytes.h"
+
+namespace bunker::crypto {
+
+class GhashWide {
+ public:
+  static constexpr size_t kBatch = 32;  // blocks per reduction (a multiple of 4, at most 32)
+
+  // The CPU and the OS (saved ZMM state) allow the instructions used here.
+  static bool Supported();
+
+  // `h`: the hash key H = E_K(0^128) as GCM defines it (16 bytes, big-endian
+  // bit order of the standard). Requires Supported().
+  explicit GhashWide(const std::array<uint8_t, 16>& h);
+
+  // GHASH of `aad` as GCM's additional data with no ciphertext: the blocks of
+  // `aad` (the last zero-padded) followed by the length block
+  // [bit length of aad]_64 || [0]_64. 16 bytes in the standard's byte order.
+  std::array<uint8_t, 16> HashAad(ByteSpan aad) const;
+
+ private:
+  // H^kBatch .. H^1 in the order the main loop multiplies lanes by (four per
+  // 512-bit register), in the byte-reflected form the code computes in.
+  alignas(64) std::array<uint8_t, kBatch * 16> powers_{};
+  alignas(16) std::array<uint8_t, 16> h1_{};  // H^1, byte-reflected
+};
+
+}  // namespace bunker::crypto
