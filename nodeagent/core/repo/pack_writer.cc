@@ -20,7 +20,7 @@ AlignedBytes TouchedBuffer(size_t capacity) {
 
 PackBufferMaker::PackBufferMaker(const PackWriterOptions& options)
     : capacity_(PackWriter::BufferCapacity(options)),
-      to_make_(PackWriter::MaxBuffers(options)) {
+      to_make_(PackWriter::EagerBuffers(options)) {
   thread_ = std::thread([this] {
     for (;;) {
       {
@@ -57,15 +57,16 @@ AlignedBytes PackBufferMaker::Take() {
 
 PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options, PackBufferMaker* maker)
     : repo_(repo), options_(options), codec_(repo->NewCodec()), queue_(options.max_pending) {
-  // The whole budget early, its pages touched: a backup's memory is then the
-  // same whatever the volume size and however the uploads happen to keep up
-  // (otherwise the last buffer exists only when they lag). A maker makes
-  // them all on its thread; TakeBuffer collects them one by one.
+  // All but the budget's last buffer early, pages touched: a backup's memory
+  // then depends on how its uploads keep up, never on the volume's size. A
+  // maker makes them on its thread; TakeBuffer collects them one by one.
   if (maker != nullptr && maker->buffer_capacity() >= BufferCapacity()) {
     maker_ = maker;
   } else {
-    while (free_.size() < MaxBuffers()) free_.push_back(TouchedBuffer(BufferCapacity()));
-    buffers_ = MaxBuffers();
+    while (free_.size() < EagerBuffers(options_)) {
+      free_.push_back(TouchedBuffer(BufferCapacity()));
+    }
+    buffers_ = free_.size();
   }
   current_ = TakeBuffer();
   for (int i = 0; i < options_.uploaders; ++i) {
@@ -87,6 +88,11 @@ Status PackWriter::FirstError() {
 
 AlignedBytes PackWriter::TakeBuffer() {
   std::unique_lock lock(free_mu_);
+  if (free_.empty() && !failed_ && buffers_ + 1 == MaxBuffers()) {
+    // Only the budget's last buffer is left to make: first give the upload
+    // in progress a moment to hand one back.
+    free_cv_.wait_for(lock, kLastBufferPatience, [this] { return !free_.empty() || failed_; });
+  }
   free_cv_.wait(lock, [this] { return !free_.empty() || buffers_ < MaxBuffers() || failed_; });
   if (!free_.empty()) {
     AlignedBytes b = std::move(free_.back());
@@ -94,7 +100,7 @@ AlignedBytes PackWriter::TakeBuffer() {
     return b;
   }
   // Beyond the budget only after a failure, to unblock the caller.
-  const bool from_maker = maker_ != nullptr && buffers_ < MaxBuffers();
+  const bool from_maker = maker_ != nullptr && buffers_ < EagerBuffers(options_);
   ++buffers_;
   lock.unlock();
   if (from_maker) {
