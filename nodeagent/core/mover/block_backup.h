@@ -47,7 +47,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
                                        const BlockBackupOptions& options,
                                        repo::PackBufferMaker* pack_buffers = nullptr);
 
-// Starts making the pack writer's buffers for a block backup (about 36 MiB,
+// Starts making the pack writer's buffers for a block backup (about 54 MiB,
 // touched: tens of milliseconds of page faults) on a thread. Needs no
 // repository: the command line starts it before the repository key is
 // derived, which is otherwise a serial step before the first chunk.

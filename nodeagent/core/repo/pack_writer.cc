@@ -20,7 +20,7 @@ AlignedBytes TouchedBuffer(size_t capacity) {
 
 PackBufferMaker::PackBufferMaker(const PackWriterOptions& options)
     : capacity_(PackWriter::BufferCapacity(options)),
-      to_make_(PackWriter::EagerBuffers(options)) {
+      to_make_(PackWriter::MaxBuffers(options)) {
   thread_ = std::thread([this] {
     for (;;) {
       {
@@ -57,16 +57,15 @@ AlignedBytes PackBufferMaker::Take() {
 
 PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options, PackBufferMaker* maker)
     : repo_(repo), options_(options), codec_(repo->NewCodec()), queue_(options.max_pending) {
-  // All but the budget's last buffer early, pages touched: a backup's memory
-  // then depends on how its uploads keep up, never on the volume's size. A
-  // maker makes them on its thread; TakeBuffer collects them one by one.
+  // The whole budget early, its pages touched: a backup's memory is then the
+  // same whatever the volume size and however the uploads happen to keep up
+  // (otherwise the last buffer exists only when they lag). A maker makes
+  // them all on its thread; TakeBuffer collects them one by one.
   if (maker != nullptr && maker->buffer_capacity() >= BufferCapacity()) {
     maker_ = maker;
   } else {
-    while (free_.size() < EagerBuffers(options_)) {
-      free_.push_back(TouchedBuffer(BufferCapacity()));
-    }
-    buffers_ = free_.size();
+    while (free_.size() < MaxBuffers()) free_.push_back(TouchedBuffer(BufferCapacity()));
+    buffers_ = MaxBuffers();
   }
   current_ = TakeBuffer();
   for (int i = 0; i < options_.uploaders; ++i) {
@@ -88,11 +87,6 @@ Status PackWriter::FirstError() {
 
 AlignedBytes PackWriter::TakeBuffer() {
   std::unique_lock lock(free_mu_);
-  if (free_.empty() && !failed_ && buffers_ + 1 == MaxBuffers()) {
-    // Only the budget's last buffer is left to make: first give the upload
-    // in progress a moment to hand one back.
-    free_cv_.wait_for(lock, kLastBufferPatience, [this] { return !free_.empty() || failed_; });
-  }
   free_cv_.wait(lock, [this] { return !free_.empty() || buffers_ < MaxBuffers() || failed_; });
   if (!free_.empty()) {
     AlignedBytes b = std::move(free_.back());
@@ -100,7 +94,7 @@ AlignedBytes PackWriter::TakeBuffer() {
     return b;
   }
   // Beyond the budget only after a failure, to unblock the caller.
-  const bool from_maker = maker_ != nullptr && buffers_ < EagerBuffers(options_);
+  const bool from_maker = maker_ != nullptr && buffers_ < MaxBuffers();
   ++buffers_;
   lock.unlock();
   if (from_maker) {

@@ -7,19 +7,15 @@
 // for the index file that commits the backup.
 //
 // Pack buffers are 4 KiB-aligned (so a file backend can write them with
-// O_DIRECT) and recycled without new page faults. At most uploaders + 1 of
-// them exist (one filling, the others queued or uploading): sealing a pack
-// waits for an upload to finish when all are in use. That budget, not the
-// queue, is what bounds a backup's pack memory. All but the last are made
-// and touched at construction or by a PackBufferMaker; the last only once
-// uploads lag behind the workers (a slow backend), so a backup whose uploads
-// keep up (a local disk) never pays for its page faults.
+// O_DIRECT) and recycled without new page faults. Exactly uploaders + 1 of
+// them exist (one filling, the others queued or uploading), made and touched
+// at construction or by a PackBufferMaker: sealing a pack waits for an
+// upload to finish when all are in use. That budget, not the queue, is what
+// bounds a backup's pack memory.
 //
 // Thread-safety: Add may be called from many threads. Flush/Finish from one.
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -40,11 +36,11 @@ struct PackWriterOptions {
   size_t max_pending = 1;
 };
 
-// Makes a pack writer's buffers (all it makes up front, pages touched) on a
-// thread of its own, one after another, so that a backup can start before
-// all of them exist: the writer takes each when it first needs one. Touching
-// ~36 MiB costs tens of milliseconds of page faults (more when the kernel
-// must find and clear huge pages), which would otherwise be a serial step
+// Makes a pack writer's buffers (its whole budget, pages touched) on a thread
+// of its own, one after another, so that a backup can start before all of
+// them exist: the writer takes each when it first needs one. Touching ~54
+// MiB costs tens of milliseconds of page faults (a hundred when the kernel
+// compacts memory for huge pages), which would otherwise be a serial step
 // before the first chunk; a block backup starts a maker before the
 // repository key is derived. Needs no repository.
 class PackBufferMaker {
@@ -86,11 +82,6 @@ class PackWriter {
   Result<std::vector<PackEntries>> Finish();
 
   uint64_t bytes_uploaded() const { return bytes_uploaded_.load(); }
-  // Pack buffers made so far (at most uploaders + 1 unless an upload failed).
-  size_t buffers_made() {
-    std::lock_guard lock(free_mu_);
-    return buffers_;
-  }
   uint64_t packs_uploaded() const { return packs_uploaded_.load(); }
 
  private:
@@ -108,13 +99,6 @@ class PackWriter {
   friend class PackBufferMaker;
   static size_t MaxBuffers(const PackWriterOptions& o) {
     return static_cast<size_t>(o.uploaders) + 1;
-  }
-  // How long sealing a pack waits for an upload to hand a buffer back before
-  // it makes the budget's last one.
-  static constexpr std::chrono::milliseconds kLastBufferPatience{10};
-  // Made up front: all but the last (at least one).
-  static size_t EagerBuffers(const PackWriterOptions& o) {
-    return std::max<size_t>(1, MaxBuffers(o) - 1);
   }
   size_t MaxBuffers() const { return MaxBuffers(options_); }
   // Room for a full pack, its last blob (up to a 1 MiB chunk, or bigger file

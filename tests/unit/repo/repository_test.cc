@@ -5,13 +5,11 @@
 
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "nodeagent/core/repo/lease.h"
 #include "nodeagent/core/repo/pack_writer.h"
-#include "tests/unit/backend/fake_backends.h"
 
 namespace bunker::repo {
 namespace {
@@ -48,14 +46,13 @@ class RepositoryTest : public ::testing::Test {
 };
 
 // A PackBufferMaker started before the repository was open makes the
-// buffers the writer makes up front (all of its budget but one), and the
-// writer takes them from it; a maker whose buffers are too small is ignored
-// (the writer makes its own). Either way, and without a maker, the blobs
-// read back.
+// writer's whole budget, and the writer takes its buffers from it; a maker
+// whose buffers are too small is ignored (the writer makes its own). Either
+// way, and without a maker, the blobs read back.
 TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
   PackWriterOptions options;
   options.target_size = 256 << 10;
-  const size_t eager = static_cast<size_t>(options.uploaders);  // budget - 1
+  const size_t budget = static_cast<size_t>(options.uploaders) + 1;
   PackWriterOptions small = options;
   small.target_size = 4096;
   struct Case {
@@ -64,7 +61,7 @@ TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
     size_t left_after;  // buffers the writer did not take
   };
   Case cases[3] = {{"fitting maker", std::make_unique<PackBufferMaker>(options), 0},
-                   {"too small a maker", std::make_unique<PackBufferMaker>(small), eager},
+                   {"too small a maker", std::make_unique<PackBufferMaker>(small), budget},
                    {"no maker", nullptr, 0}};
   uint32_t seed = 1;
   for (Case& c : cases) {
@@ -109,56 +106,6 @@ TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
       }
       EXPECT_EQ(left, c.left_after);
     }
-  }
-}
-
-// The budget's last pack buffer is made only when uploads lag behind: with a
-// backend that keeps up it never exists; a slow one gets it (two uploads at
-// once).
-TEST_F(RepositoryTest, PackWriterMakesItsLastBufferOnlyWhenUploadsLag) {
-  using namespace std::chrono_literals;
-  for (bool slow : {false, true}) {
-    SCOPED_TRACE(slow ? "slow backend" : "quick backend");
-    backend::MemoryBackend mem;
-    InitOptions init;
-    init.kdf.n = 1024;
-    ASSERT_TRUE(Repository::Init(&mem, "pw", init).ok());
-    auto uploads = std::make_unique<backend::FaultyBackend>(
-        &mem, [slow](std::string_view op, std::string_view name) {
-          if (slow && op == "put" && name.starts_with("data/")) std::this_thread::sleep_for(200ms);
-          return Status::Ok();
-        });
-    auto r = Repository::Open(std::move(uploads), "pw");
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    Repository* repo = r->get();
-    std::unique_ptr<BlobCodec> codec = repo->NewCodec();
-    PackWriterOptions options;
-    options.target_size = 256 << 10;
-    PackWriter writer(repo, options);
-    uint32_t seed = 9;
-    for (int pack = 0; pack < 4; ++pack) {
-      for (int i = 0; i < 3; ++i) {  // 300 KB that LZ4 cannot shrink: one pack
-        Bytes plain(100000);
-        for (uint8_t& byte : plain) {
-          seed = seed * 1664525u + 1013904223u;
-          byte = static_cast<uint8_t>(seed >> 24);
-        }
-        const BlobId id = codec->ComputeId(plain);
-        ASSERT_TRUE(repo->index().Claim(id));
-        Bytes stored;
-        uint8_t flags = 0;
-        ASSERT_TRUE(codec->Encode(BlobType::kData, id, plain, true, &stored, &flags).ok());
-        ASSERT_TRUE(
-            writer.Add(BlobEntry{id, BlobType::kData, flags, 0, 0, 100000}, stored).ok());
-      }
-      // The quick backend's upload (microseconds) is long over by the next seal.
-      if (!slow) std::this_thread::sleep_for(50ms);
-    }
-    Result<std::vector<PackEntries>> packs = writer.Finish();
-    ASSERT_TRUE(packs.ok()) << packs.status().ToString();
-    EXPECT_EQ(packs->size(), 4u);
-    const size_t budget = static_cast<size_t>(options.uploaders) + 1;
-    EXPECT_EQ(writer.buffers_made(), slow ? budget : budget - 1);
   }
 }
 
