@@ -4,8 +4,10 @@
 
 // GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*,
 // which its own -Wuninitialized then reports (a known false positive).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstring>
