@@ -362,7 +362,8 @@ std::array<uint8_t, 16> EncryptBlock(const Key& key, const std::array<uint8_t, 1
   std::array<uint8_t, 16> out{};
   EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
   int outl = 0;
-  if (c == nullptr || EVP_EncryptInit_ex2(c, EVP_aes_256_ecb(), key.data(), nullptr, nullptr) != 1 ||
+  if (c == nullptr ||
+      EVP_EncryptInit_ex2(c, EVP_aes_256_ecb(), key.data(), nullptr, nullptr) != 1 ||
       EVP_CIPHER_CTX_set_padding(c, 0) != 1 ||
       EVP_EncryptUpdate(c, out.data(), &outl, block.data(), 16) != 1 || outl != 16) {
     std::fprintf(stderr, "bunker: OpenSSL AES-256 block encryption failed\n");

@@ -60,8 +60,7 @@ BUNKER_GHASH_TARGET inline __m128i Multiply(__m128i a, __m128i b) {
 }
 
 BUNKER_GHASH_TARGET inline __m128i Fold(__m512i x) {
-  const __m256i half =
-      _mm256_xor_si256(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64(x, 1));
+  const __m256i half = _mm256_xor_si256(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64(x, 1));
   return _mm_xor_si128(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1));
 }
 
@@ -91,8 +90,8 @@ BUNKER_GHASH_TARGET inline void Accumulate(__m512i v, __m512i k, __m512i* lo, __
 // blocks at p, with one reduction; `k` holds H^n .. H^1.
 template <int kVectors>
 BUNKER_GHASH_TARGET inline __m128i Batch(__m128i y, const uint8_t* p, const uint8_t* k) {
-  const __m512i reverse = _mm512_broadcast_i32x4(
-      _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512i reverse =
+      _mm512_broadcast_i32x4(_mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
   __m512i lo = _mm512_setzero_si512(), mid = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
   for (int i = 0; i < kVectors; ++i) {
     __m512i v = _mm512_shuffle_epi8(_mm512_loadu_si512(p + 64 * i), reverse);
@@ -116,10 +115,10 @@ BUNKER_GHASH_TARGET void Hash(const uint8_t* powers, const uint8_t* h1_bytes, co
   // Then whole 64-byte groups (H^(4j) .. H^1 are the table's last lanes).
   const size_t groups = (size - at) / 64;
   switch (groups) {
-#define BUNKER_GHASH_TAIL(n)                                                        \
-  case n:                                                                           \
-    y = Batch<n>(y, data + at, powers + kBatchBytes - 64 * n);                      \
-    at += 64 * n;                                                                   \
+#define BUNKER_GHASH_TAIL(n)                                   \
+  case n:                                                      \
+    y = Batch<n>(y, data + at, powers + kBatchBytes - 64 * n); \
+    at += 64 * n;                                              \
     break;
     BUNKER_GHASH_TAIL(1)
     BUNKER_GHASH_TAIL(2)

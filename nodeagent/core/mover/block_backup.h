@@ -15,8 +15,8 @@
 #include "nodeagent/core/io/block_io.h"
 #include "nodeagent/core/mover/progress.h"
 #include "nodeagent/core/repo/lease.h"
-#include "nodeagent/core/repo/repository.h"
 #include "nodeagent/core/repo/pack_writer.h"
+#include "nodeagent/core/repo/repository.h"
 
 namespace bunker::mover {
 

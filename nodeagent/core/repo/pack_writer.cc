@@ -19,8 +19,7 @@ AlignedBytes TouchedBuffer(size_t capacity) {
 }  // namespace
 
 PackBufferMaker::PackBufferMaker(const PackWriterOptions& options)
-    : capacity_(PackWriter::BufferCapacity(options)),
-      to_make_(PackWriter::MaxBuffers(options)) {
+    : capacity_(PackWriter::BufferCapacity(options)), to_make_(PackWriter::MaxBuffers(options)) {
   thread_ = std::thread([this] {
     for (;;) {
       {

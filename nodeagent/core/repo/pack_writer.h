@@ -46,7 +46,7 @@ struct PackWriterOptions {
 class PackBufferMaker {
  public:
   explicit PackBufferMaker(const PackWriterOptions& options);  // starts making
-  ~PackBufferMaker();                                           // waits for the thread
+  ~PackBufferMaker();                                          // waits for the thread
   PackBufferMaker(const PackBufferMaker&) = delete;
   PackBufferMaker& operator=(const PackBufferMaker&) = delete;
 
@@ -69,8 +69,7 @@ class PackWriter {
   // `maker`: where the writer's buffers come from (it must outlive the
   // writer and make buffers big enough for `options`, or it is ignored);
   // without one the writer makes and touches them all here.
-  PackWriter(Repository* repo, const PackWriterOptions& options,
-             PackBufferMaker* maker = nullptr);
+  PackWriter(Repository* repo, const PackWriterOptions& options, PackBufferMaker* maker = nullptr);
   ~PackWriter();  // stops the uploaders (after Finish, or abandoning on error)
 
   // Appends a stored blob (as made by BlobCodec::Encode). May block while
@@ -117,9 +116,9 @@ class PackWriter {
   BoundedQueue<Pending> queue_;
   std::vector<std::thread> uploaders_;
   std::mutex free_mu_;
-  std::condition_variable free_cv_;  // a buffer was recycled
-  std::vector<AlignedBytes> free_;   // guarded by free_mu_
-  size_t buffers_ = 0;               // guarded by free_mu_; buffers made so far
+  std::condition_variable free_cv_;   // a buffer was recycled
+  std::vector<AlignedBytes> free_;    // guarded by free_mu_
+  size_t buffers_ = 0;                // guarded by free_mu_; buffers made so far
   PackBufferMaker* maker_ = nullptr;  // buffers not yet in free_ come from here
   std::mutex done_mu_;
   std::vector<PackEntries> done_;  // guarded by done_mu_

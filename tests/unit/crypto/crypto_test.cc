@@ -232,9 +232,9 @@ TEST(GmacTest, WidePathAgreesWithOpenSslForAnyLength) {
   }
   const Bytes data = PseudoRandom((1 << 20) + 600, 11);
   const size_t mib = size_t{1} << 20;
-  std::vector<size_t> sizes = {0,   1,   15,  16,  17,  31,  32,   255,     256,
-                               257, 271, 272, 511, 512, 513, 4096, mib - 1, mib,
-                               mib + 1, mib + 16, mib + 255, mib + 256, mib + 300};
+  std::vector<size_t> sizes = {
+      0,   1,   15,  16,   17,      31,  32,      255,      256,       257,       271,      272,
+      511, 512, 513, 4096, mib - 1, mib, mib + 1, mib + 16, mib + 255, mib + 256, mib + 300};
   std::mt19937_64 rng(5);
   for (int i = 0; i < 200; ++i) sizes.push_back(rng() % (mib + 600));
   for (uint64_t k = 0; k < 3; ++k) {
