@@ -224,16 +224,26 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
       return Status::Ok();
     };
 
-    // Two chunks at a time when two are waiting: their ids are computed
-    // together (BlobCodec::ComputeIds).
-    std::optional<io::Block> batch[2];
-    while ((batch[0] = work.Pop())) {
-      batch[1] = work.TryPop();
+    // Ids are computed two at a time (BlobCodec::ComputeIds). Chunks that
+    // need none (holes, unchanged ones) are settled at once, and the worker
+    // goes on taking waiting chunks until it holds two that need an id:
+    // pairing only the two chunks taken together left a third of the bench
+    // image's chunks hashed alone (a hole among the two breaks the pair), at
+    // nearly twice the cost per byte.
+    while (std::optional<io::Block> next = work.Pop()) {
       if (error.failed()) continue;
+      std::optional<io::Block> held[2];
       Pending pending[2];
       int n = 0;
-      for (const std::optional<io::Block>& block : batch) {
-        if (block && !settle_without_id(*block, &pending[n])) ++n;
+      while (next) {
+        held[n].emplace(std::move(*next));
+        next.reset();
+        if (!settle_without_id(*held[n], &pending[n])) {
+          if (++n == 2) break;
+        } else {
+          held[n].reset();  // its buffer goes back to the reader
+        }
+        next = work.TryPop();
       }
       if (n == 2) {
         codec->ComputeIds(pending[0].block->data.span(), pending[1].block->data.span(),
