@@ -14,7 +14,8 @@
 #                                             the bytes it stored (the transport's limit)
 #                                      verify bunker full backup, verify-before-upload
 #                                             on vs off (--no-verify-before-upload)
-#   REPEAT=1                         runs per (tool, phase); the table shows the median
+#   REPEAT=3                         runs per (tool, phase), alternating A B C A B C;
+#                                    the table shows the median
 #   BENCH_DIR=DIR                    put the work files in a new dir under DIR
 #                                    (default: a new dir under /var/tmp)
 #   KEEP=1                           keep the work files (images, repositories, logs)
@@ -47,7 +48,7 @@ BUILD_DIR=$(realpath -m "$1")
 AGENT=$BUILD_DIR/nodeagent/agent/bunker-agent
 SIZES=${SIZES:-"1 4"}
 TOOLS=${BENCH_TOOLS:-"bunker restic borg"}
-REPEAT=${REPEAT:-1}
+REPEAT=${REPEAT:-3}
 SEED=${SEED:-20240601}
 PY=${PYTHON:-python3}
 export RESTIC_INIT_ARGS=${RESTIC_INIT_ARGS---repository-version 1}
