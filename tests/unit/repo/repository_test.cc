@@ -46,9 +46,11 @@ class RepositoryTest : public ::testing::Test {
 };
 
 // A PackBufferMaker started before the repository was open makes the
-// writer's whole budget, and the writer takes its buffers from it; a maker
-// whose buffers are too small is ignored (the writer makes its own). Either
-// way, and without a maker, the blobs read back.
+// writer's whole budget, and the writer takes its buffers from it as it needs
+// them: the first at construction, more when a pack is sealed while the
+// others are still queued or uploading (timing decides how many). A maker
+// whose buffers are too small is ignored (the writer makes its own).
+// Either way, and without a maker, the blobs read back.
 TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
   PackWriterOptions options;
   options.target_size = 256 << 10;
@@ -58,11 +60,11 @@ TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
   struct Case {
     const char* name;
     std::unique_ptr<PackBufferMaker> maker;
-    size_t left_after;  // buffers the writer did not take
+    size_t left_min, left_max;  // buffers the writer did not take
   };
-  Case cases[3] = {{"fitting maker", std::make_unique<PackBufferMaker>(options), 0},
-                   {"too small a maker", std::make_unique<PackBufferMaker>(small), budget},
-                   {"no maker", nullptr, 0}};
+  Case cases[3] = {{"fitting maker", std::make_unique<PackBufferMaker>(options), 0, budget - 1},
+                   {"too small a maker", std::make_unique<PackBufferMaker>(small), budget, budget},
+                   {"no maker", nullptr, 0, 0}};
   uint32_t seed = 1;
   for (Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -104,7 +106,8 @@ TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
         EXPECT_EQ(b.capacity(), c.maker->buffer_capacity());
         ++left;
       }
-      EXPECT_EQ(left, c.left_after);
+      EXPECT_GE(left, c.left_min);
+      EXPECT_LE(left, c.left_max);
     }
   }
 }
