@@ -347,7 +347,7 @@ Status Aead::SealInto(ByteSpan plaintext, ByteSpan aad, MutableByteSpan out) {
 }
 
 struct Gmac::Impl {
-  EVP_CIPHER_CTX* ctx = nullptr;
+  EVP_CIPHER_CTX* ctx = nullptr;  // OpenSSL's GMAC, without wide GHASH
   // With wide GHASH: the tag is GHASH(data) XOR E_K(J0), J0 the zero nonce's
   // counter block (fixed per key).
   std::unique_ptr<GhashWide> wide;
@@ -357,15 +357,18 @@ struct Gmac::Impl {
 
 namespace {
 
-// E_K(block) with AES-256 (one ECB block, no padding).
-std::array<uint8_t, 16> EncryptBlock(const Key& key, const std::array<uint8_t, 16>& block) {
-  std::array<uint8_t, 16> out{};
+// E_K of each 16-byte block with AES-256 (ECB, no padding).
+template <size_t N>
+std::array<uint8_t, N> EncryptBlocks(const Key& key, const std::array<uint8_t, N>& blocks) {
+  static_assert(N % 16 == 0);
+  std::array<uint8_t, N> out{};
   EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
   int outl = 0;
   if (c == nullptr ||
       EVP_EncryptInit_ex2(c, EVP_aes_256_ecb(), key.data(), nullptr, nullptr) != 1 ||
       EVP_CIPHER_CTX_set_padding(c, 0) != 1 ||
-      EVP_EncryptUpdate(c, out.data(), &outl, block.data(), 16) != 1 || outl != 16) {
+      EVP_EncryptUpdate(c, out.data(), &outl, blocks.data(), static_cast<int>(N)) != 1 ||
+      outl != static_cast<int>(N)) {
     std::fprintf(stderr, "bunker: OpenSSL AES-256 block encryption failed\n");
     std::abort();
   }
@@ -376,18 +379,23 @@ std::array<uint8_t, 16> EncryptBlock(const Key& key, const std::array<uint8_t, 1
 }  // namespace
 
 Gmac::Gmac(const Key& key, bool accelerate) : impl_(std::make_unique<Impl>()) {
+  static const bool wide_ok = GhashWide::Supported();
+  if (accelerate && wide_ok) {
+    // H = E_K(0^128) and E_K(J0), J0 = the 96-bit zero nonce || 0^31 || 1.
+    std::array<uint8_t, 32> blocks{};
+    blocks[31] = 1;
+    const std::array<uint8_t, 32> enc = EncryptBlocks(key, blocks);
+    std::array<uint8_t, 16> h{};
+    std::copy_n(enc.begin(), 16, h.begin());
+    std::copy_n(enc.begin() + 16, 16, impl_->ej0.begin());
+    impl_->wide = std::make_unique<GhashWide>(h);
+    return;
+  }
   impl_->ctx = EVP_CIPHER_CTX_new();
   if (impl_->ctx == nullptr ||
       EVP_EncryptInit_ex2(impl_->ctx, Aes256Gcm(), key.data(), nullptr, nullptr) != 1) {
     std::fprintf(stderr, "bunker: OpenSSL AES-256-GCM (GMAC) initialisation failed\n");
     std::abort();
-  }
-  static const bool wide_ok = GhashWide::Supported();
-  if (accelerate && wide_ok) {
-    impl_->wide = std::make_unique<GhashWide>(EncryptBlock(key, {}));  // H = E_K(0^128)
-    std::array<uint8_t, 16> j0{};  // 96-bit zero nonce || 0^31 || 1
-    j0[15] = 1;
-    impl_->ej0 = EncryptBlock(key, j0);
   }
 }
 

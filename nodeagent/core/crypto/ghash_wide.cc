@@ -59,6 +59,12 @@ BUNKER_GHASH_TARGET inline __m128i Multiply(__m128i a, __m128i b) {
                 _mm_xor_si128(hi, _mm_srli_si128(mid, 8)));
 }
 
+// y' = (y ^ X) H for one 16-byte block X at p.
+BUNKER_GHASH_TARGET inline __m128i Absorb(__m128i y, const uint8_t* p, __m128i h1) {
+  const __m128i x = Reflect(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return Multiply(_mm_xor_si128(y, x), h1);
+}
+
 BUNKER_GHASH_TARGET inline __m128i Fold(__m512i x) {
   const __m256i half = _mm256_xor_si256(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64(x, 1));
   return _mm_xor_si128(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1));
@@ -131,22 +137,17 @@ BUNKER_GHASH_TARGET void Hash(const uint8_t* powers, const uint8_t* h1_bytes, co
     default:
       break;
   }
-  for (; at + 16 <= size; at += 16) {
-    const __m128i x = Reflect(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + at)));
-    y = Multiply(_mm_xor_si128(y, x), h1);
-  }
+  for (; at + 16 <= size; at += 16) y = Absorb(y, data + at, h1);
   if (at < size) {
-    alignas(16) uint8_t last[16] = {};
+    uint8_t last[16] = {};
     std::memcpy(last, data + at, size - at);
-    y = Multiply(_mm_xor_si128(y, Reflect(_mm_load_si128(reinterpret_cast<const __m128i*>(last)))),
-                 h1);
+    y = Absorb(y, last, h1);
   }
   // Length block: [bits of A]_64 || [bits of C = 0]_64, big-endian.
-  alignas(16) uint8_t lengths[16] = {};
+  uint8_t lengths[16] = {};
   const uint64_t bits = static_cast<uint64_t>(size) * 8;
   for (int i = 0; i < 8; ++i) lengths[7 - i] = static_cast<uint8_t>(bits >> (8 * i));
-  y = Multiply(_mm_xor_si128(y, Reflect(_mm_load_si128(reinterpret_cast<const __m128i*>(lengths)))),
-               h1);
+  y = Absorb(y, lengths, h1);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), Reflect(y));
 }
 

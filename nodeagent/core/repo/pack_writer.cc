@@ -20,12 +20,8 @@ AlignedBytes TouchedBuffer(size_t capacity) {
 
 PackBufferMaker::PackBufferMaker(const PackWriterOptions& options)
     : capacity_(PackWriter::BufferCapacity(options)), to_make_(PackWriter::MaxBuffers(options)) {
-  thread_ = std::thread([this] {
-    for (;;) {
-      {
-        std::lock_guard lock(mu_);
-        if (to_make_ == 0) return;
-      }
+  thread_ = std::thread([this, count = to_make_] {
+    for (size_t i = 0; i < count; ++i) {
       AlignedBytes b;
       try {
         b = TouchedBuffer(capacity_);
