@@ -19,6 +19,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "nodeagent/core/crypto/gcm_wide.h"
 #include "nodeagent/core/crypto/ghash_wide.h"
 
 namespace bunker::crypto {
@@ -301,18 +302,36 @@ Digest HmacSha256(ByteSpan key, ByteSpan data) {
 
 // ---------------------------------------------------------------- AES-256-GCM
 
-// Two contexts, keyed once each: one encrypts, one decrypts. Each call only
-// sets a nonce, so the AES key schedule and GHASH tables are built once.
+// With the wide GHASH (gcm_wide.h): one GcmWide. Otherwise two OpenSSL
+// contexts, keyed once each: one encrypts, one decrypts. Each call only sets a
+// nonce, so the AES key schedule and GHASH tables are built once.
 struct Aead::Impl {
+  std::unique_ptr<GcmWide> wide;
   EVP_CIPHER_CTX* enc = nullptr;
   EVP_CIPHER_CTX* dec = nullptr;
   ~Impl() {
     EVP_CIPHER_CTX_free(enc);
     EVP_CIPHER_CTX_free(dec);
   }
+
+  Status Seal(ByteSpan plaintext, ByteSpan aad, const uint8_t* nonce, uint8_t* ct, uint8_t* tag) {
+    if (wide) return wide->Seal(nonce, plaintext, aad, ct, tag);
+    return GcmSeal(enc, plaintext, aad, nonce, ct, tag);
+  }
+  // `out` holds unauthenticated bytes on failure (the OpenSSL path decrypts
+  // while it authenticates): callers discard them.
+  Status Open(const uint8_t* nonce, ByteSpan ct, const uint8_t* tag, ByteSpan aad, uint8_t* out) {
+    if (wide) return wide->Open(nonce, ct, tag, aad, out);
+    return GcmOpen(dec, nonce, ct, tag, aad, out);
+  }
 };
 
-Aead::Aead(const Key& key) : impl_(std::make_unique<Impl>()) {
+Aead::Aead(const Key& key, bool accelerate) : impl_(std::make_unique<Impl>()) {
+  static const bool wide_ok = GhashWide::Supported();
+  if (accelerate && wide_ok) {
+    impl_->wide = std::make_unique<GcmWide>(key);
+    return;
+  }
   impl_->enc = EVP_CIPHER_CTX_new();
   impl_->dec = EVP_CIPHER_CTX_new();
   if (impl_->enc == nullptr || impl_->dec == nullptr ||
@@ -343,7 +362,7 @@ Status Aead::SealInto(ByteSpan plaintext, ByteSpan aad, MutableByteSpan out) {
   uint8_t* nonce = out.data();
   RETURN_IF_ERROR(RandomBytes({nonce, kNonceSize}));
   uint8_t* ct = nonce + kNonceSize;
-  return GcmSeal(impl_->enc, plaintext, aad, nonce, ct, ct + plaintext.size());
+  return impl_->Seal(plaintext, aad, nonce, ct, ct + plaintext.size());
 }
 
 struct Gmac::Impl {
@@ -440,7 +459,7 @@ Status Aead::SealWithNonce(ByteSpan plaintext, ByteSpan aad, ByteSpan nonce, Byt
   uint8_t* dst = out->data() + old_size;
   std::copy(nonce_copy, nonce_copy + kNonceSize, dst);
   uint8_t* ct = dst + kNonceSize;
-  Status s = GcmSeal(impl_->enc, plaintext, aad, dst, ct, ct + plaintext.size());
+  Status s = impl_->Seal(plaintext, aad, dst, ct, ct + plaintext.size());
   if (!s.ok()) {
     out->resize(old_size);
   }
@@ -456,8 +475,8 @@ Status Aead::Open(ByteSpan sealed, ByteSpan aad, Bytes* out) {
   }
   const size_t ct_size = sealed.size() - kSealOverhead;
   out->resize(ct_size);
-  Status s = GcmOpen(impl_->dec, sealed.data(), sealed.subspan(kNonceSize, ct_size),
-                     sealed.data() + kNonceSize + ct_size, aad, out->data());
+  Status s = impl_->Open(sealed.data(), sealed.subspan(kNonceSize, ct_size),
+                         sealed.data() + kNonceSize + ct_size, aad, out->data());
   if (!s.ok()) {
     out->clear();
   }
@@ -475,8 +494,8 @@ Status Aead::OpenInto(ByteSpan sealed, ByteSpan aad, MutableByteSpan out) {
     return InvalidArgument("aes-gcm open: output of " + std::to_string(out.size()) + " bytes for " +
                            std::to_string(ct_size) + " bytes of ciphertext");
   }
-  Status s = GcmOpen(impl_->dec, sealed.data(), sealed.subspan(kNonceSize, ct_size),
-                     sealed.data() + kNonceSize + ct_size, aad, out.data());
+  Status s = impl_->Open(sealed.data(), sealed.subspan(kNonceSize, ct_size),
+                         sealed.data() + kNonceSize + ct_size, aad, out.data());
   if (!s.ok()) {
     std::fill(out.begin(), out.end(), uint8_t{0});  // never hand out unauthenticated bytes
   }
@@ -491,7 +510,7 @@ Status Aead::OpenDetached(ByteSpan nonce, ByteSpan ciphertext, ByteSpan tag, Byt
                            std::to_string(nonce.size()) + " and " + std::to_string(tag.size()));
   }
   out->resize(ciphertext.size());
-  Status s = GcmOpen(impl_->dec, nonce.data(), ciphertext, tag.data(), aad, out->data());
+  Status s = impl_->Open(nonce.data(), ciphertext, tag.data(), aad, out->data());
   if (!s.ok()) {
     out->clear();
   }

@@ -1,7 +1,8 @@
 #pragma once
 
-// Cryptographic primitives used by the repository, all through OpenSSL 3 EVP
-// (which picks SHA-NI / AES-NI / AVX at run time).
+// Cryptographic primitives used by the repository, through OpenSSL 3 EVP
+// (which picks SHA-NI / AES-NI / AVX at run time), except where a wider path
+// is measurably faster: GHASH (ghash_wide.h) and AES-GCM (gcm_wide.h).
 //
 // Errors: OpenSSL failures become Status values (Corruption for a tag that does
 // not verify, Internal for OpenSSL itself failing). Functions that return a
@@ -70,10 +71,13 @@ Digest HmacSha256(ByteSpan key, ByteSpan data);
 
 // AES-256-GCM. A sealed message is nonce(12) || ciphertext || tag(16); the
 // nonce is fresh from the CSPRNG on every Seal. `aad` is authenticated, not
-// stored: the reader must supply the same bytes.
+// stored: the reader must supply the same bytes. Where the CPU has AVX-512
+// VPCLMULQDQ it runs as libgcrypt's AES-CTR with the wide GHASH (gcm_wide.h,
+// about twice OpenSSL 3.0's speed) unless `accelerate` is false (tests compare
+// the two); otherwise OpenSSL's GCM. Either way the bytes are the standard's.
 class Aead {
  public:
-  explicit Aead(const Key& key);
+  explicit Aead(const Key& key, bool accelerate = true);
   ~Aead();
   Aead(const Aead&) = delete;
   Aead& operator=(const Aead&) = delete;

@@ -109,11 +109,11 @@ BUNKER_GHASH_TARGET inline __m128i Batch(__m128i y, const uint8_t* p, const uint
                 _mm_xor_si128(Fold(hi), _mm_srli_si128(m, 8)));
 }
 
-BUNKER_GHASH_TARGET void Hash(const uint8_t* powers, const uint8_t* h1_bytes, const uint8_t* data,
-                              size_t size, uint8_t out[16]) {
+// Absorbs `size` bytes at `data` into y, the last block zero-padded (GCM pads
+// the additional data and the ciphertext separately).
+BUNKER_GHASH_TARGET __m128i AbsorbPadded(__m128i y, const uint8_t* powers, __m128i h1,
+                                         const uint8_t* data, size_t size) {
   constexpr size_t kBatchBytes = GhashWide::kBatch * 16;
-  const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h1_bytes));
-  __m128i y = _mm_setzero_si128();
   size_t at = 0;
   for (; at + kBatchBytes <= size; at += kBatchBytes) {
     y = Batch<GhashWide::kBatch / 4>(y, data + at, powers);
@@ -143,10 +143,22 @@ BUNKER_GHASH_TARGET void Hash(const uint8_t* powers, const uint8_t* h1_bytes, co
     std::memcpy(last, data + at, size - at);
     y = Absorb(y, last, h1);
   }
-  // Length block: [bits of A]_64 || [bits of C = 0]_64, big-endian.
+  return y;
+}
+
+BUNKER_GHASH_TARGET void Ghash(const uint8_t* powers, const uint8_t* h1_bytes, ByteSpan aad,
+                               ByteSpan ciphertext, uint8_t out[16]) {
+  const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h1_bytes));
+  __m128i y = AbsorbPadded(_mm_setzero_si128(), powers, h1, aad.data(), aad.size());
+  y = AbsorbPadded(y, powers, h1, ciphertext.data(), ciphertext.size());
+  // Length block: [bits of A]_64 || [bits of C]_64, big-endian.
   uint8_t lengths[16] = {};
-  const uint64_t bits = static_cast<uint64_t>(size) * 8;
-  for (int i = 0; i < 8; ++i) lengths[7 - i] = static_cast<uint8_t>(bits >> (8 * i));
+  const uint64_t aad_bits = static_cast<uint64_t>(aad.size()) * 8;
+  const uint64_t ct_bits = static_cast<uint64_t>(ciphertext.size()) * 8;
+  for (int i = 0; i < 8; ++i) {
+    lengths[7 - i] = static_cast<uint8_t>(aad_bits >> (8 * i));
+    lengths[15 - i] = static_cast<uint8_t>(ct_bits >> (8 * i));
+  }
   y = Absorb(y, lengths, h1);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), Reflect(y));
 }
@@ -173,9 +185,9 @@ GhashWide::GhashWide(const std::array<uint8_t, 16>& h) {
   Powers(h.data(), powers_.data(), h1_.data());
 }
 
-std::array<uint8_t, 16> GhashWide::HashAad(ByteSpan aad) const {
+std::array<uint8_t, 16> GhashWide::Hash(ByteSpan aad, ByteSpan ciphertext) const {
   std::array<uint8_t, 16> out{};
-  Hash(powers_.data(), h1_.data(), aad.data(), aad.size(), out.data());
+  Ghash(powers_.data(), h1_.data(), aad, ciphertext, out.data());
   return out;
 }
 

@@ -7,6 +7,7 @@
 // Gmac (crypto.h) uses it for block fingerprints, whose nonce is fixed: the
 // GMAC of A is GHASH_H(A || lengths) XOR E_K(J0), and both H = E_K(0) and
 // E_K(J0) come from OpenSSL once per key, so only the hash runs per chunk.
+// GcmWide (gcm_wide.h) uses it for AES-256-GCM's tag.
 // OpenSSL 3.0 (Debian 12) hashes with 128-bit PCLMULQDQ (8.6 GB/s on this
 // machine); this is written by hand because no Debian library offers a wider
 // one. Its output is checked against OpenSSL's GMAC (crypto_test).
@@ -33,10 +34,14 @@ class GhashWide {
   // bit order of the standard). Requires Supported().
   explicit GhashWide(const std::array<uint8_t, 16>& h);
 
-  // GHASH of `aad` as GCM's additional data with no ciphertext: the blocks of
-  // `aad` (the last zero-padded) followed by the length block
-  // [bit length of aad]_64 || [0]_64. 16 bytes in the standard's byte order.
-  std::array<uint8_t, 16> HashAad(ByteSpan aad) const;
+  // GHASH_H(A || C || lengths) as GCM computes it: the blocks of `aad`, the
+  // last zero-padded, then those of `ciphertext` likewise, then the length
+  // block [bit length of aad]_64 || [bit length of ciphertext]_64. 16 bytes in
+  // the standard's byte order.
+  std::array<uint8_t, 16> Hash(ByteSpan aad, ByteSpan ciphertext) const;
+
+  // The same with no ciphertext (GMAC).
+  std::array<uint8_t, 16> HashAad(ByteSpan aad) const { return Hash(aad, {}); }
 
  private:
   // H^kBatch .. H^1 in the order the main loop multiplies lanes by (four per
