@@ -5,6 +5,7 @@
 
 #include "nodeagent/core/crypto/crypto.h"
 #include "nodeagent/core/util/failpoint.h"
+#include "nodeagent/core/util/io_alloc.h"
 
 namespace bunker::repo {
 
@@ -12,7 +13,7 @@ namespace {
 
 AlignedBytes TouchedBuffer(size_t capacity) {
   AlignedBytes b(capacity);
-  for (size_t at = 0; at < b.capacity(); at += AlignedBytes::kAlignment) b.data()[at] = 0;
+  PopulateSmallPages(b.data(), b.capacity());
   return b;
 }
 

@@ -36,13 +36,14 @@ struct PackWriterOptions {
   size_t max_pending = 1;
 };
 
-// Makes a pack writer's buffers (its whole budget, pages touched) on a thread
-// of its own, one after another, so that a backup can start before all of
-// them exist: the writer takes each when it first needs one. Touching ~54
-// MiB costs tens of milliseconds of page faults (a hundred when the kernel
-// compacts memory for huge pages), which would otherwise be a serial step
-// before the first chunk; a block backup starts a maker before the
-// repository key is derived. Needs no repository.
+// Makes a pack writer's buffers (its whole budget, pages faulted in) on a
+// thread of its own, one after another, so that a backup can start before
+// all of them exist: the writer takes each when it first needs one. Faulting
+// in ~54 MiB costs tens of milliseconds, which would otherwise be a serial
+// step before the first chunk; a block backup starts a maker before the
+// repository key is derived. The buffers use 4 KiB pages
+// (io_alloc.h, PopulateSmallPages): fresh huge pages cost 2-8x more under a
+// hypervisor that reclaims free guest memory. Needs no repository.
 class PackBufferMaker {
  public:
   explicit PackBufferMaker(const PackWriterOptions& options);  // starts making

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <limits>
 #include <new>
+#include <utility>
 
 namespace bunker {
 namespace {
@@ -38,6 +39,28 @@ uint8_t* AllocateIoBuffer(size_t bytes, size_t* allocated) {
   (void)::madvise(p, size, MADV_HUGEPAGE);  // advice only: EINVAL (no THP) changes nothing
   *allocated = size;
   return p;
+}
+
+namespace {
+
+// The page-aligned region that covers [p, p + bytes).
+std::pair<void*, size_t> PageRegion(uint8_t* p, size_t bytes) {
+  const auto start = reinterpret_cast<uintptr_t>(p) / kPage * kPage;
+  const size_t span = (reinterpret_cast<uintptr_t>(p) + bytes - start + kPage - 1) / kPage * kPage;
+  return {reinterpret_cast<void*>(start), span};
+}
+
+}  // namespace
+
+void PopulateSmallPages(uint8_t* p, size_t bytes) {
+  if (p == nullptr || bytes == 0) return;
+  const auto [region, span] = PageRegion(p, bytes);
+  (void)::madvise(region, span, MADV_NOHUGEPAGE);  // advice: without THP there is nothing to undo
+#ifdef MADV_POPULATE_WRITE
+  if (::madvise(region, span, MADV_POPULATE_WRITE) == 0) return;
+#endif
+  // Kernels before 5.14 (EINVAL): the same page faults, one at a time.
+  for (size_t at = 0; at < bytes; at += kPage) p[at] = 0;
 }
 
 void FreeIoBuffer(uint8_t* p, size_t allocated) {

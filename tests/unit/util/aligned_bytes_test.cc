@@ -6,8 +6,13 @@
 
 #include "nodeagent/core/util/io_alloc.h"
 
+#include <sys/mman.h>
+
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -97,6 +102,43 @@ TEST(IoAllocTest, AlignedWritableAndReleasedForEverySize) {
   EXPECT_EQ(grow.data()[grow.size() - 1], 7);
   size_t ignored = 0;
   EXPECT_THROW(AllocateIoBuffer(SIZE_MAX - 100, &ignored), std::bad_alloc);
+}
+
+// PopulateSmallPages leaves every page of the buffer resident (mincore) and
+// zero, with no huge page in it (the mapping's AnonHugePages in smaps).
+TEST(IoAllocTest, PopulateSmallPagesFaultsEveryPageIn) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  size_t allocated = 0;
+  uint8_t* p = AllocateIoBuffer(9 * kMiB, &allocated);
+  const size_t pages = allocated / 4096;
+  std::vector<unsigned char> resident(pages);
+  ASSERT_EQ(::mincore(p, allocated, resident.data()), 0);
+  ASSERT_LT(std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; }),
+            static_cast<std::ptrdiff_t>(pages));  // fresh: not (all) there yet
+  PopulateSmallPages(p, allocated);
+  ASSERT_EQ(::mincore(p, allocated, resident.data()), 0);
+  EXPECT_EQ(std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; }),
+            static_cast<std::ptrdiff_t>(pages));
+  EXPECT_TRUE(std::all_of(p, p + allocated, [](uint8_t b) { return b == 0; }));
+  // The smaps entry of the mapping that starts at p.
+  std::ifstream smaps("/proc/self/smaps");
+  char start[32];
+  std::snprintf(start, sizeof start, "%lx-",
+                static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p)));
+  std::string line;
+  bool in_mapping = false, seen = false;
+  while (std::getline(smaps, line)) {
+    if (line.rfind(start, 0) == 0) {
+      in_mapping = seen = true;
+    } else if (in_mapping && line.find('-') != std::string::npos &&
+               line.find(':') == std::string::npos) {
+      break;  // the next mapping's header
+    } else if (in_mapping && line.rfind("AnonHugePages:", 0) == 0) {
+      EXPECT_NE(line.find(" 0 kB"), std::string::npos) << line;
+    }
+  }
+  EXPECT_TRUE(seen) << "no smaps entry starts at " << start;
+  FreeIoBuffer(p, allocated);
 }
 
 }  // namespace
