@@ -22,7 +22,7 @@ uint8_t* AllocateIoBuffer(size_t bytes, size_t* allocated);
 void FreeIoBuffer(uint8_t* p, size_t allocated);
 
 // Backs the untouched buffer [p, p + bytes) from AllocateIoBuffer with
-// ordinary 4 KiB pages, faulted in by one madvise(MADV_POPULATE_WRITE) (or
+// ordinary 4 KiB pages, faulted in by madvise(MADV_POPULATE_WRITE) (or
 // by touching each page on kernels before 5.14). For buffers that are
 // written once front to back and handed to the device (pack buffers), where
 // huge pages buy nothing after the first touch and the first touch is what
