@@ -40,6 +40,14 @@ Bytes PseudoRandom(size_t n, uint64_t seed) {
   return out;
 }
 
+// A key made of PseudoRandom bytes: the same for the same seed.
+Key SeededKey(uint64_t seed) {
+  Key key{};
+  const Bytes kb = PseudoRandom(key.size(), seed);
+  std::copy(kb.begin(), kb.end(), key.begin());
+  return key;
+}
+
 // ---------------------------------------------------------------- SHA-256
 
 TEST(Sha256Test, MatchesFips180Examples) {
@@ -238,9 +246,7 @@ TEST(GmacTest, WidePathAgreesWithOpenSslForAnyLength) {
   std::mt19937_64 rng(5);
   for (int i = 0; i < 200; ++i) sizes.push_back(rng() % (mib + 600));
   for (uint64_t k = 0; k < 3; ++k) {
-    Key key{};
-    const Bytes kb = PseudoRandom(key.size(), 100 + k);
-    std::copy(kb.begin(), kb.end(), key.begin());
+    const Key key = SeededKey(100 + k);
     Gmac fast(key, true);
     Gmac reference(key, false);
     for (size_t n : sizes) {
@@ -391,9 +397,7 @@ TEST(AeadTest, WidePathAgreesWithOpenSslBothWays) {
   const size_t aad_sizes[] = {0, 1, 16, 52, 100, 512, 1000};
   const Bytes nonce = PseudoRandom(kNonceSize, 22);
   for (uint64_t k = 0; k < 2; ++k) {
-    Key key{};
-    const Bytes kb = PseudoRandom(key.size(), 200 + k);
-    std::copy(kb.begin(), kb.end(), key.begin());
+    const Key key = SeededKey(200 + k);
     Aead fast(key, true);
     Aead reference(key, false);
     size_t round = 0;
