@@ -366,48 +366,17 @@ Status Aead::SealInto(ByteSpan plaintext, ByteSpan aad, MutableByteSpan out) {
 }
 
 struct Gmac::Impl {
-  EVP_CIPHER_CTX* ctx = nullptr;  // OpenSSL's GMAC, without wide GHASH
-  // With wide GHASH: the tag is GHASH(data) XOR E_K(J0), J0 the zero nonce's
-  // counter block (fixed per key).
-  std::unique_ptr<GhashWide> wide;
-  std::array<uint8_t, 16> ej0{};
+  // With wide GHASH: GCM with no plaintext, the data as additional data
+  // (gcm_wide.h). Otherwise OpenSSL's GMAC.
+  std::unique_ptr<GcmWide> wide;
+  EVP_CIPHER_CTX* ctx = nullptr;
   ~Impl() { EVP_CIPHER_CTX_free(ctx); }
 };
-
-namespace {
-
-// E_K of each 16-byte block with AES-256 (ECB, no padding).
-template <size_t N>
-std::array<uint8_t, N> EncryptBlocks(const Key& key, const std::array<uint8_t, N>& blocks) {
-  static_assert(N % 16 == 0);
-  std::array<uint8_t, N> out{};
-  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
-  int outl = 0;
-  if (c == nullptr ||
-      EVP_EncryptInit_ex2(c, EVP_aes_256_ecb(), key.data(), nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_set_padding(c, 0) != 1 ||
-      EVP_EncryptUpdate(c, out.data(), &outl, blocks.data(), static_cast<int>(N)) != 1 ||
-      outl != static_cast<int>(N)) {
-    std::fprintf(stderr, "bunker: OpenSSL AES-256 block encryption failed\n");
-    std::abort();
-  }
-  EVP_CIPHER_CTX_free(c);
-  return out;
-}
-
-}  // namespace
 
 Gmac::Gmac(const Key& key, bool accelerate) : impl_(std::make_unique<Impl>()) {
   static const bool wide_ok = GhashWide::Supported();
   if (accelerate && wide_ok) {
-    // H = E_K(0^128) and E_K(J0), J0 = the 96-bit zero nonce || 0^31 || 1.
-    std::array<uint8_t, 32> blocks{};
-    blocks[31] = 1;
-    const std::array<uint8_t, 32> enc = EncryptBlocks(key, blocks);
-    std::array<uint8_t, 16> h{};
-    std::copy_n(enc.begin(), 16, h.begin());
-    std::copy_n(enc.begin() + 16, 16, impl_->ej0.begin());
-    impl_->wide = std::make_unique<GhashWide>(h);
+    impl_->wide = std::make_unique<GcmWide>(key);
     return;
   }
   impl_->ctx = EVP_CIPHER_CTX_new();
@@ -422,12 +391,12 @@ Gmac::~Gmac() = default;
 
 Fingerprint Gmac::Compute(ByteSpan data) {
   Fingerprint tag{};
+  static constexpr uint8_t kZeroNonce[kNonceSize] = {};
   if (impl_->wide) {
-    const std::array<uint8_t, 16> s = impl_->wide->HashAad(data);
-    for (size_t i = 0; i < tag.size(); ++i) tag[i] = s[i] ^ impl_->ej0[i];
+    // Bounded sizes and a valid key: a failure is a broken library.
+    if (!impl_->wide->Seal(kZeroNonce, {}, data, nullptr, tag.data()).ok()) std::abort();
     return tag;
   }
-  static constexpr uint8_t kZeroNonce[kNonceSize] = {};
   int outl = 0;
   EVP_CIPHER_CTX* c = impl_->ctx;
   // Every step works on a valid context and bounded sizes; a failure here is

@@ -119,7 +119,7 @@ inline constexpr uint64_t kScryptMaxMemory = uint64_t{1025} << 20;
 // different inputs collide with probability about len/16 / 2^128. Not a MAC
 // for messages an attacker can see tags of (the nonce is fixed). About twice
 // as fast as HMAC-SHA256 with PCLMULQDQ, and several times faster again with
-// AVX-512 VPCLMULQDQ (ghash_wide.h), which it uses where the CPU has it unless
+// AVX-512 VPCLMULQDQ (gcm_wide.h), which it uses where the CPU has it unless
 // `accelerate` is false (tests compare the two). Not thread-safe; one per
 // thread.
 using Fingerprint = std::array<uint8_t, 16>;

@@ -18,7 +18,8 @@
 // published vectors and against OpenSSL's GCM for every length around the
 // batch boundaries, in both directions.
 //
-// Only where GhashWide::Supported(); Aead (crypto.h) uses OpenSSL otherwise.
+// Only where GhashWide::Supported(); Aead and Gmac (crypto.h) use OpenSSL
+// otherwise.
 // One object per thread.
 
 #include <array>

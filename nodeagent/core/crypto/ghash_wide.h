@@ -4,10 +4,8 @@
 // VPCLMULQDQ multiplies four blocks per instruction, and 32 blocks share one
 // reduction (Horner's rule with precomputed powers H^1..H^32).
 //
-// Gmac (crypto.h) uses it for block fingerprints, whose nonce is fixed: the
-// GMAC of A is GHASH_H(A || lengths) XOR E_K(J0), and both H = E_K(0) and
-// E_K(J0) come from OpenSSL once per key, so only the hash runs per chunk.
-// GcmWide (gcm_wide.h) uses it for AES-256-GCM's tag.
+// GcmWide (gcm_wide.h) uses it for AES-256-GCM's tag, and through it Gmac
+// (crypto.h) for block fingerprints (GCM with no plaintext).
 // OpenSSL 3.0 (Debian 12) hashes with 128-bit PCLMULQDQ (8.6 GB/s on this
 // machine); this is written by hand because no Debian library offers a wider
 // one. Its output is checked against OpenSSL's GMAC (crypto_test).
@@ -39,9 +37,6 @@ class GhashWide {
   // block [bit length of aad]_64 || [bit length of ciphertext]_64. 16 bytes in
   // the standard's byte order.
   std::array<uint8_t, 16> Hash(ByteSpan aad, ByteSpan ciphertext) const;
-
-  // The same with no ciphertext (GMAC).
-  std::array<uint8_t, 16> HashAad(ByteSpan aad) const { return Hash(aad, {}); }
 
  private:
   // H^kBatch .. H^1 in the order the main loop multiplies lanes by (four per
