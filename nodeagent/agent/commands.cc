@@ -274,11 +274,10 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
   if (mode == "file" && !S_ISDIR(st.st_mode)) {
     return Fail(g, InvalidArgument("volume " + a.volume + " is not a directory (file mode)"));
   }
-  // A block backup's pack buffers are made while the key is derived (scrypt,
-  // one core) and the backup starts: their page faults are otherwise a
-  // serial step of their own.
-  std::unique_ptr<repo::PackBufferMaker> pack_buffers;
-  if (mode == "block") pack_buffers = mover::StartBlockBackupBuffers();
+  // A block backup's memory is faulted in while the key is derived (scrypt,
+  // one core): its page faults are otherwise serial steps of their own.
+  std::unique_ptr<mover::BlockBackupBuffers> buffers;
+  if (mode == "block") buffers = std::make_unique<mover::BlockBackupBuffers>(a.workers);
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());
   repo::Repository* repo = r->get();
@@ -312,7 +311,7 @@ int CmdBackup(const GlobalOptions& g, const BackupArgs& a) {
       o.workers = a.workers;
       o.verify_before_upload = a.verify_before_upload;
       o.progress = &progress;
-      res = mover::BackupBlockVolume(repo, lease->get(), o, pack_buffers.get());
+      res = mover::BackupBlockVolume(repo, lease->get(), o, buffers.get());
     } else {
       mover::FileBackupOptions o;
       o.root = a.volume;

@@ -65,13 +65,35 @@ Result<std::vector<repo::ChunkRef>> LoadBlockContent(repo::Repository* repo,
   return ids;
 }
 
-std::unique_ptr<repo::PackBufferMaker> StartBlockBackupBuffers() {
-  return std::make_unique<repo::PackBufferMaker>(repo::PackWriterOptions{});
+size_t BlockReadPoolBuffers(uint32_t read_queue_depth, int workers) {
+  return read_queue_depth + 4 * static_cast<size_t>(workers) + 2;
+}
+
+BlockBackupBuffers::BlockBackupBuffers(int workers, uint32_t read_queue_depth)
+    : read_(std::make_unique<BufferPool>(
+          repo::RepoConfig{}.block_size,
+          BlockReadPoolBuffers(read_queue_depth, WorkerCount(workers)))),
+      // The read pool first: the reader needs it at once, the pack buffers
+      // only once the first pack fills.
+      pack_(repo::PackWriterOptions{}, [this] {
+        read_->FaultInSmallPages();
+        std::lock_guard lock(mu_);
+        read_ready_ = true;
+        cv_.notify_all();
+      }) {}
+
+BlockBackupBuffers::~BlockBackupBuffers() = default;
+
+BufferPool* BlockBackupBuffers::ReadPool(size_t buffer_size, size_t count) {
+  if (read_->buffer_size() != buffer_size || read_->count() != count) return nullptr;
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return read_ready_; });
+  return read_.get();
 }
 
 Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* lease,
                                        const BlockBackupOptions& options,
-                                       repo::PackBufferMaker* pack_buffers) {
+                                       BlockBackupBuffers* buffers) {
   auto start = std::chrono::steady_clock::now();
   const uint32_t chunk_size = repo->config().block_size;
   const int workers = WorkerCount(options.workers);
@@ -137,9 +159,12 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   // Each worker takes up to two chunks at a time, so the queue holds two per
   // worker.
   const size_t queue_cap = 2 * static_cast<size_t>(workers);
-  BufferPool pool(chunk_size, read.queue_depth + queue_cap + 2 * workers + 2);
+  const size_t pool_buffers = BlockReadPoolBuffers(read.queue_depth, workers);
+  BufferPool* pool = buffers ? buffers->ReadPool(chunk_size, pool_buffers) : nullptr;
+  std::optional<BufferPool> own_pool;
+  if (pool == nullptr) pool = &own_pool.emplace(chunk_size, pool_buffers);
   Result<std::unique_ptr<io::BlockReader>> opened =
-      io::BlockReader::Open(options.volume_path, read, &pool);
+      io::BlockReader::Open(options.volume_path, read, pool);
   if (!opened.ok()) return opened.Annotated("volume " + options.volume_path);
   std::unique_ptr<io::BlockReader> reader = std::move(*opened);
   snap.size = reader->size();
@@ -148,7 +173,8 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   const uint64_t chunks = (snap.size + chunk_size - 1) / chunk_size;
   std::vector<repo::ChunkRef> content(chunks);
 
-  repo::PackWriter packer(repo, repo::PackWriterOptions{}, pack_buffers);
+  repo::PackWriter packer(repo, repo::PackWriterOptions{},
+                          buffers ? buffers->pack_buffers() : nullptr);
   ErrorSlot error;
   std::atomic<uint64_t> bytes_new{0}, bytes_reused{0}, bytes_hole{0}, blobs_new{0}, blobs_reused{0};
   BoundedQueue<io::Block> work(queue_cap);

@@ -6,8 +6,10 @@
 // pack writer → parallel uploads; then the content list, the index file and
 // the snapshot, in that order, each after checking the lease is still held.
 
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -17,6 +19,7 @@
 #include "nodeagent/core/repo/lease.h"
 #include "nodeagent/core/repo/pack_writer.h"
 #include "nodeagent/core/repo/repository.h"
+#include "nodeagent/core/util/buffer_pool.h"
 
 namespace bunker::mover {
 
@@ -41,17 +44,45 @@ struct BackupResult {
   std::string io_engine;
 };
 
-// `pack_buffers`: from StartBlockBackupBuffers, started before the repository
-// was opened; without it the backup makes its buffers itself.
+// The memory a block backup works in, made before the repository is opened:
+// the command line starts it, then derives the key (scrypt, one core), and
+// the other core faults in the read pool's and the pack buffers' pages
+// meanwhile (~80 MiB: tens of milliseconds that would otherwise be serial
+// steps before and just after the first chunk). Needs no repository.
+class BlockBackupBuffers {
+ public:
+  // For `workers` (0: one per core) reading `read_queue_depth` chunks ahead
+  // (io::ReadOptions::queue_depth); the read pool assumes the default block
+  // size.
+  explicit BlockBackupBuffers(int workers, uint32_t read_queue_depth = 16);
+  ~BlockBackupBuffers();  // waits for the thread
+  BlockBackupBuffers(const BlockBackupBuffers&) = delete;
+  BlockBackupBuffers& operator=(const BlockBackupBuffers&) = delete;
+
+  // The read pool, waiting until its pages are in, when it has the shape
+  // the backup needs (`count` buffers of `buffer_size` bytes); nullptr
+  // otherwise (the backup then makes its own).
+  BufferPool* ReadPool(size_t buffer_size, size_t count);
+  repo::PackBufferMaker* pack_buffers() { return &pack_; }
+
+ private:
+  std::unique_ptr<BufferPool> read_;  // declared before pack_: outlives its thread
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool read_ready_ = false;  // guarded by mu_
+  repo::PackBufferMaker pack_;
+};
+
+// Buffers in a block backup's read pool: the reads in flight, the work
+// queue (two chunks per worker), the two chunks each worker holds, and two
+// for the reader's hand-over.
+size_t BlockReadPoolBuffers(uint32_t read_queue_depth, int workers);
+
+// `buffers`: started before the repository was opened (BlockBackupBuffers);
+// without it the backup makes its memory itself.
 Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* lease,
                                        const BlockBackupOptions& options,
-                                       repo::PackBufferMaker* pack_buffers = nullptr);
-
-// Starts making the pack writer's buffers for a block backup (about 54 MiB,
-// touched: tens of milliseconds of page faults) on a thread. Needs no
-// repository: the command line starts it before the repository key is
-// derived, which is otherwise a serial step before the first chunk.
-std::unique_ptr<repo::PackBufferMaker> StartBlockBackupBuffers();
+                                       BlockBackupBuffers* buffers = nullptr);
 
 struct BlockRestoreOptions {
   std::string target;

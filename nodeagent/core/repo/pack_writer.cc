@@ -19,9 +19,10 @@ AlignedBytes TouchedBuffer(size_t capacity) {
 
 }  // namespace
 
-PackBufferMaker::PackBufferMaker(const PackWriterOptions& options)
+PackBufferMaker::PackBufferMaker(const PackWriterOptions& options, std::function<void()> first)
     : capacity_(PackWriter::BufferCapacity(options)), to_make_(PackWriter::MaxBuffers(options)) {
-  thread_ = std::thread([this, count = to_make_] {
+  thread_ = std::thread([this, count = to_make_, first = std::move(first)] {
+    if (first) first();
     for (size_t i = 0; i < count; ++i) {
       AlignedBytes b;
       try {

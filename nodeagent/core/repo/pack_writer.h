@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -46,8 +47,10 @@ struct PackWriterOptions {
 // hypervisor that reclaims free guest memory. Needs no repository.
 class PackBufferMaker {
  public:
-  explicit PackBufferMaker(const PackWriterOptions& options);  // starts making
-  ~PackBufferMaker();                                          // waits for the thread
+  // Starts making, on a thread that first runs `first` (when given): other
+  // memory its owner wants faulted in during the same wait.
+  explicit PackBufferMaker(const PackWriterOptions& options, std::function<void()> first = nullptr);
+  ~PackBufferMaker();  // waits for the thread
   PackBufferMaker(const PackBufferMaker&) = delete;
   PackBufferMaker& operator=(const PackBufferMaker&) = delete;
 

@@ -45,6 +45,8 @@ BufferPool::BufferPool(size_t buffer_size, size_t count)
 
 BufferPool::~BufferPool() { FreeIoBuffer(arena_, arena_bytes_); }
 
+void BufferPool::FaultInSmallPages() { PopulateSmallPages(arena_, arena_bytes_); }
+
 Buffer BufferPool::Acquire() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [this] { return !free_.empty(); });

@@ -66,6 +66,11 @@ class BufferPool {
   size_t buffer_size() const { return buffer_size_; }
   size_t count() const { return count_; }
 
+  // Backs every buffer with 4 KiB pages faulted in now (io_alloc.h,
+  // PopulateSmallPages). Only before the first Acquire: its fallback on old
+  // kernels writes to each page.
+  void FaultInSmallPages();
+
  private:
   friend class Buffer;
   void Return(uint8_t* data);
