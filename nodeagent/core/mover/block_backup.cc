@@ -74,13 +74,18 @@ BlockBackupBuffers::BlockBackupBuffers(int workers, uint32_t read_queue_depth)
           repo::RepoConfig{}.block_size,
           BlockReadPoolBuffers(read_queue_depth, WorkerCount(workers)))),
       // The read pool first: the reader needs it at once, the pack buffers
-      // only once the first pack fills.
-      pack_(repo::PackWriterOptions{}, [this] {
-        read_->FaultInSmallPages();
-        std::lock_guard lock(mu_);
-        read_ready_ = true;
-        cv_.notify_all();
-      }) {}
+      // only once the first pack fills. One pack buffer during the key
+      // derivation, the others once the backup starts: scrypt's 32 MiB and
+      // all of them at once made the peak RSS 122 MiB instead of 100.
+      pack_(
+          repo::PackWriterOptions{},
+          [this] {
+            read_->FaultInSmallPages();
+            std::lock_guard lock(mu_);
+            read_ready_ = true;
+            cv_.notify_all();
+          },
+          /*eager=*/1) {}
 
 BlockBackupBuffers::~BlockBackupBuffers() = default;
 

@@ -46,9 +46,10 @@ struct BackupResult {
 
 // The memory a block backup works in, made before the repository is opened:
 // the command line starts it, then derives the key (scrypt, one core), and
-// the other core faults in the read pool's and the pack buffers' pages
-// meanwhile (~80 MiB: tens of milliseconds that would otherwise be serial
-// steps before and just after the first chunk). Needs no repository.
+// the other core faults in the read pool's pages and the first pack
+// buffer's meanwhile (~43 MiB: tens of milliseconds that would otherwise be
+// serial steps before and just after the first chunk), and the other pack
+// buffers once the backup starts. Needs no repository.
 class BlockBackupBuffers {
  public:
   // For `workers` (0: one per core) reading `read_queue_depth` chunks ahead

@@ -19,37 +19,69 @@ AlignedBytes TouchedBuffer(size_t capacity) {
 
 }  // namespace
 
-PackBufferMaker::PackBufferMaker(const PackWriterOptions& options, std::function<void()> first)
+PackBufferMaker::PackBufferMaker(const PackWriterOptions& options, std::function<void()> first,
+                                 size_t eager)
     : capacity_(PackWriter::BufferCapacity(options)), to_make_(PackWriter::MaxBuffers(options)) {
-  thread_ = std::thread([this, count = to_make_, first = std::move(first)] {
+  thread_ = std::thread([this, first = std::move(first), eager] {
     if (first) first();
-    for (size_t i = 0; i < count; ++i) {
-      AlignedBytes b;
-      try {
-        b = TouchedBuffer(capacity_);
-      } catch (const std::bad_alloc&) {
-        std::lock_guard lock(mu_);
-        to_make_ = 0;  // Take hands out empty buffers; the writer tries itself
-        cv_.notify_all();
-        return;
-      }
-      std::lock_guard lock(mu_);
-      made_.push_back(std::move(b));
-      --to_make_;
-      cv_.notify_all();
+    Make(eager);
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return taken_ || stopping_ || to_make_ == 0; });
+      if (stopping_) return;
     }
+    Make(SIZE_MAX);
   });
 }
 
-PackBufferMaker::~PackBufferMaker() { thread_.join(); }
+void PackBufferMaker::Make(size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    {
+      std::lock_guard lock(mu_);
+      if (to_make_ == 0 || stopping_) return;
+    }
+    AlignedBytes b;
+    try {
+      b = TouchedBuffer(capacity_);
+    } catch (const std::bad_alloc&) {
+      std::lock_guard lock(mu_);
+      to_make_ = 0;  // Take hands out empty buffers; the writer tries itself
+      cv_.notify_all();
+      return;
+    }
+    std::lock_guard lock(mu_);
+    made_.push_back(std::move(b));
+    ++made_total_;
+    --to_make_;
+    cv_.notify_all();
+  }
+}
+
+PackBufferMaker::~PackBufferMaker() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
 
 AlignedBytes PackBufferMaker::Take() {
   std::unique_lock lock(mu_);
+  if (!taken_) {
+    taken_ = true;
+    cv_.notify_all();  // the rest may be made now
+  }
   cv_.wait(lock, [this] { return !made_.empty() || to_make_ == 0; });
   if (made_.empty()) return AlignedBytes();
   AlignedBytes b = std::move(made_.front());
   made_.pop_front();
   return b;
+}
+
+size_t PackBufferMaker::made() const {
+  std::lock_guard lock(mu_);
+  return made_total_;
 }
 
 PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options, PackBufferMaker* maker)

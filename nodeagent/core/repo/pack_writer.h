@@ -48,9 +48,13 @@ struct PackWriterOptions {
 class PackBufferMaker {
  public:
   // Starts making, on a thread that first runs `first` (when given): other
-  // memory its owner wants faulted in during the same wait.
-  explicit PackBufferMaker(const PackWriterOptions& options, std::function<void()> first = nullptr);
-  ~PackBufferMaker();  // waits for the thread
+  // memory its owner wants faulted in during the same wait. Makes `eager`
+  // buffers at once and the rest only after the first Take: the key
+  // derivation this overlaps holds memory of its own (scrypt, 32 MiB), and
+  // the two together would raise the backup's peak.
+  explicit PackBufferMaker(const PackWriterOptions& options, std::function<void()> first = nullptr,
+                           size_t eager = SIZE_MAX);
+  ~PackBufferMaker();  // stops making, waits for the thread
   PackBufferMaker(const PackBufferMaker&) = delete;
   PackBufferMaker& operator=(const PackBufferMaker&) = delete;
 
@@ -58,13 +62,20 @@ class PackBufferMaker {
   // taken (or when memory ran out: the caller then makes its own).
   AlignedBytes Take();
   size_t buffer_capacity() const { return capacity_; }
+  // Buffers made so far, taken or not (for tests).
+  size_t made() const;
 
  private:
+  void Make(size_t count);  // runs on thread_
+
   const size_t capacity_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<AlignedBytes> made_;  // guarded by mu_
   size_t to_make_;                 // guarded by mu_; not yet made
+  size_t made_total_ = 0;          // guarded by mu_
+  bool taken_ = false;             // guarded by mu_; Take was called
+  bool stopping_ = false;          // guarded by mu_
   std::thread thread_;
 };
 

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "nodeagent/core/mover/block_backup.h"
@@ -46,10 +49,33 @@ TEST(BlockBackupBuffersTest, ReadPoolHasItsPagesInAndOnlyServesItsOwnShape) {
     taken.push_back(std::move(b));
   }
   EXPECT_FALSE(pool->TryAcquire());  // exactly `count`
-  // The pack buffers come from the same thread, after the read pool.
-  AlignedBytes pack = buffers.pack_buffers()->Take();
-  ASSERT_GE(pack.capacity(), repo::PackWriterOptions{}.target_size);
-  EXPECT_EQ(ResidentPages(pack.data(), pack.capacity() / 4096 * 4096), pack.capacity() / 4096);
+  // The pack buffers come from the same thread, after the read pool: one
+  // while the key is derived, the others once the backup takes the first.
+  repo::PackBufferMaker* maker = buffers.pack_buffers();
+  for (int i = 0; i < 500 && maker->made() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(maker->made(), 1u);
+  std::vector<AlignedBytes> packs;
+  for (int i = 0; i < 3; ++i) {
+    packs.push_back(maker->Take());
+    ASSERT_GE(packs.back().capacity(), repo::PackWriterOptions{}.target_size)
+        << "pack buffer " << i;
+    EXPECT_EQ(ResidentPages(packs.back().data(), packs.back().capacity() / 4096 * 4096),
+              packs.back().capacity() / 4096)
+        << "pack buffer " << i;
+  }
+  EXPECT_EQ(maker->made(), 3u);
+  EXPECT_EQ(maker->Take().capacity(), 0u);  // the budget: uploaders + 1
+}
+
+TEST(BlockBackupBuffersTest, UnusedBuffersStopMakingWhenDestroyed) {
+  // A backup that fails before it starts (wrong password) never takes a
+  // pack buffer: destruction must not wait for, or make, the rest.
+  auto buffers = std::make_unique<BlockBackupBuffers>(2, 16);
+  ASSERT_NE(buffers->ReadPool(kMiB, BlockReadPoolBuffers(16, 2)), nullptr);
+  buffers.reset();
 }
 
 }  // namespace
