@@ -194,7 +194,6 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
 
   auto worker = [&] {
     std::unique_ptr<BlobCodec> codec = repo->NewCodec();
-    AlignedBytes stored;  // reused: grows once, never zero-filled
     auto done = [&](size_t n) {
       if (options.progress) options.progress->bytes_done += n;
     };
@@ -235,15 +234,23 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
         }
       }
       if (store) {
-        stored.clear();
+        // Sealed straight into the pack buffer: no copy of the stored form.
+        auto annotated = [&](Status st) {
+          return st.Annotate("chunk at offset " + std::to_string(p.block->offset));
+        };
         uint8_t flags = 0;
-        Status st = codec->Encode(BlobType::kData, p.id, data, options.verify_before_upload,
-                                  &stored, &flags);
-        if (st.ok()) {
-          BlobEntry e{p.id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(data.size())};
-          st = packer.Add(e, stored.span());
+        Result<size_t> length = codec->PrepareBlob(BlobType::kData, p.id, data, &flags);
+        if (!length.ok()) return annotated(length.status());
+        Result<repo::PackWriter::Room> room = packer.Reserve(*length);
+        if (!room.ok()) return annotated(room.status());
+        Status st = codec->SealPreparedBlob(data, options.verify_before_upload, room->bytes());
+        if (!st.ok()) {
+          packer.Abandon(*room);
+          return annotated(st);
         }
-        if (!st.ok()) return st.Annotate("chunk at offset " + std::to_string(p.block->offset));
+        st = packer.Commit(*room, BlobEntry{p.id, BlobType::kData, flags, 0, 0,
+                                            static_cast<uint32_t>(data.size())});
+        if (!st.ok()) return annotated(st);
         bytes_new += data.size();
         ++blobs_new;
         if (options.progress) options.progress->bytes_new += data.size();

@@ -126,6 +126,32 @@ Status BlobCodec::EncodeAppend(BlobType type, const BlobId& id, ByteSpan plainte
   return st;
 }
 
+Result<size_t> BlobCodec::PrepareBlob(BlobType type, const BlobId& id, ByteSpan plaintext,
+                                      uint8_t* flags) {
+  prepared_.pending = false;
+  if (plaintext.size() > kMaxBlobSize) {
+    return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
+  }
+  prepared_.payload = Prepare(type, id, plaintext, flags);
+  prepared_.type = type;
+  prepared_.id = id;
+  prepared_.flags = *flags;
+  prepared_.pending = true;
+  return prepared_.payload.size() + crypto::kSealOverhead;
+}
+
+Status BlobCodec::SealPreparedBlob(ByteSpan plaintext, bool verify, MutableByteSpan dst) {
+  if (!prepared_.pending) return Internal("SealPreparedBlob without PrepareBlob");
+  prepared_.pending = false;
+  if (dst.size() != prepared_.payload.size() + crypto::kSealOverhead) {
+    return Internal("blob " + ShortHex(prepared_.id) + ": room of " + std::to_string(dst.size()) +
+                    " bytes for a stored size of " +
+                    std::to_string(prepared_.payload.size() + crypto::kSealOverhead));
+  }
+  return SealChecked(prepared_.type, prepared_.id, plaintext, prepared_.payload, prepared_.flags,
+                     verify, dst);
+}
+
 Status BlobCodec::Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
                          Bytes* out, uint8_t* flags) {
   return EncodeAppend(type, id, plaintext, verify, out, flags);

@@ -83,6 +83,16 @@ class BlobCodec {
   Status Encode(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify, AlignedBytes* out,
                 uint8_t* flags);
 
+  // Encode in two steps, for a caller that seals straight into memory of
+  // its own (a pack buffer: PackWriter::Reserve), which saves Encode's copy
+  // of the stored form. PrepareBlob compresses `plaintext` when that shrinks
+  // it, sets *flags and returns the stored size; SealPreparedBlob then seals
+  // into `dst` of exactly that size, checking with `verify` as Encode does.
+  // `plaintext` must not change in between, and no other call on this codec
+  // may come between the two.
+  Result<size_t> PrepareBlob(BlobType type, const BlobId& id, ByteSpan plaintext, uint8_t* flags);
+  Status SealPreparedBlob(ByteSpan plaintext, bool verify, MutableByteSpan dst);
+
   // Opens a stored blob described by `entry` (its length must equal
   // sealed.size()), decompresses into *out and checks that its HMAC equals
   // entry.id. Corruption naming `what` on any failure.
@@ -129,6 +139,14 @@ class BlobCodec {
   crypto::HmacPair hmac_pair_;  // the same key
   crypto::Gmac gmac_;
   Bytes aad_;
+  // Between PrepareBlob and SealPreparedBlob.
+  struct Prepared {
+    BlobType type = BlobType::kData;
+    BlobId id{};
+    uint8_t flags = 0;
+    ByteSpan payload;  // compressed_ or the caller's plaintext
+    bool pending = false;
+  } prepared_;
   // Scratch, reused across blobs; AlignedBytes grows without zero-filling.
   AlignedBytes compressed_;  // LZ4 output of Encode
   AlignedBytes opened_;      // decrypted LZ4 payload of a decode

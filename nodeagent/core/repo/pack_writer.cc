@@ -96,7 +96,8 @@ PackWriter::PackWriter(Repository* repo, const PackWriterOptions& options, PackB
     while (free_.size() < MaxBuffers()) free_.push_back(TouchedBuffer(BufferCapacity()));
     buffers_ = MaxBuffers();
   }
-  current_ = TakeBuffer();
+  current_ = std::make_unique<OpenPack>();
+  current_->data = TakeBuffer();
   for (int i = 0; i < options_.uploaders; ++i) {
     uploaders_.emplace_back([this] { UploadLoop(); });
   }
@@ -143,34 +144,131 @@ void PackWriter::RecycleBuffer(AlignedBytes b) {
 }
 
 Status PackWriter::Add(const BlobEntry& entry, ByteSpan stored) {
-  if (failed_) return FirstError();
-  std::unique_lock lock(mu_);
-  BlobEntry e = entry;
-  e.offset = static_cast<uint32_t>(current_.size());
-  e.length = static_cast<uint32_t>(stored.size());
-  current_.Append(stored);
-  current_blobs_.push_back(e);
-  if (current_.size() < options_.target_size) return Status::Ok();
-  return SealCurrentLocked(/*take_next=*/true);
+  ASSIGN_OR_RETURN(Room room, Reserve(stored.size()));
+  std::memcpy(room.bytes_.data(), stored.data(), stored.size());
+  return Commit(room, entry);
 }
 
-Status PackWriter::SealCurrentLocked(bool take_next) {
-  if (current_blobs_.empty()) return Status::Ok();
+Result<PackWriter::Room> PackWriter::Reserve(size_t length) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (failed_) return FirstError();
+    if (current_ && current_->data.size() + length > current_->data.capacity()) {
+      if (current_->blobs.empty()) {
+        // A file chunk bigger than a buffer: it grows once (no room is
+        // open in it, so nothing points into it).
+        current_->data.reserve(length);
+      } else {
+        RETURN_IF_ERROR(CloseCurrentLocked());
+      }
+    }
+    if (current_) break;
+    if (taking_) {  // another thread is already waiting for the next buffer
+      taken_cv_.wait(lock);
+      continue;
+    }
+    // Without the lock: an upload may take a while to hand a buffer back,
+    // and the rooms open in closed packs must be committed meanwhile.
+    taking_ = true;
+    lock.unlock();
+    AlignedBytes b = TakeBuffer();
+    lock.lock();
+    taking_ = false;
+    taken_cv_.notify_all();
+    current_ = std::make_unique<OpenPack>();
+    current_->data = std::move(b);
+  }
+  OpenPack* p = current_.get();
+  const size_t offset = p->data.size();
+  p->data.resize(offset + length);  // within capacity: never moves
+  BlobEntry placeholder;
+  placeholder.offset = static_cast<uint32_t>(offset);
+  placeholder.length = static_cast<uint32_t>(length);
+  p->blobs.push_back(placeholder);
+  ++p->open_rooms;
+  Room room;
+  room.pack_ = p;
+  room.blob_ = p->blobs.size() - 1;
+  room.bytes_ = MutableByteSpan(p->data.data() + offset, length);
+  if (p->data.size() >= options_.target_size) RETURN_IF_ERROR(CloseCurrentLocked());
+  return room;
+}
+
+Status PackWriter::Commit(const Room& room, const BlobEntry& entry) {
+  std::lock_guard lock(mu_);
+  OpenPack* p = room.pack_;
+  BlobEntry& e = p->blobs[room.blob_];
+  const uint32_t offset = e.offset, length = e.length;
+  e = entry;
+  e.offset = offset;
+  e.length = length;
+  --p->open_rooms;
+  if (p->open_rooms == 0 && p != current_.get()) {
+    std::unique_ptr<OpenPack> full = TakeClosingLocked(p);
+    if (failed_) {
+      RecycleBuffer(std::move(full->data));
+      return FirstError();
+    }
+    return SealLocked(std::move(full));
+  }
+  return failed_ ? FirstError() : Status::Ok();
+}
+
+void PackWriter::Abandon(const Room& room) {
+  Fail(Aborted("a blob reserved in a pack was never written (the backup failed with it)"));
+  std::lock_guard lock(mu_);
+  OpenPack* p = room.pack_;
+  --p->open_rooms;
+  if (p->open_rooms == 0 && p != current_.get()) {
+    RecycleBuffer(std::move(TakeClosingLocked(p)->data));
+  }
+}
+
+std::unique_ptr<PackWriter::OpenPack> PackWriter::TakeClosingLocked(OpenPack* pack) {
+  for (auto it = closing_.begin(); it != closing_.end(); ++it) {
+    if (it->get() == pack) {
+      std::unique_ptr<OpenPack> p = std::move(*it);
+      closing_.erase(it);
+      return p;
+    }
+  }
+  std::abort();  // a room's pack is current_ or closing until its last room closes
+}
+
+void PackWriter::Fail(Status st) {
+  {
+    std::lock_guard lock(done_mu_);
+    if (error_.ok()) error_ = std::move(st);
+    failed_ = true;
+  }
+  std::lock_guard lock(free_mu_);
+  free_cv_.notify_all();
+}
+
+Status PackWriter::CloseCurrentLocked() {
+  std::unique_ptr<OpenPack> p = std::move(current_);
+  if (p->open_rooms == 0) return SealLocked(std::move(p));
+  closing_.push_back(std::move(p));
+  return Status::Ok();
+}
+
+Status PackWriter::SealLocked(std::unique_ptr<OpenPack> pack) {
   Bytes trailer;
-  RETURN_IF_ERROR(codec_->Seal(kAadTrailer, EncodeTrailer(current_blobs_), &trailer));
+  Status st = codec_->Seal(kAadTrailer, EncodeTrailer(pack->blobs), &trailer);
+  if (!st.ok()) {
+    RecycleBuffer(std::move(pack->data));
+    return st;
+  }
   PutU32(&trailer, static_cast<uint32_t>(trailer.size()));
   trailer.insert(trailer.end(), kPackMagic, kPackMagic + 4);
-  current_.Append(trailer);
+  pack->data.Append(trailer);
   // The name hashes the sealed trailer and footer (unique: the trailer's nonce
   // is random); the blobs are protected by their own tags and ids.
-  Pending p{crypto::Sha256(trailer), std::move(current_), std::move(current_blobs_)};
-  current_blobs_.clear();
+  Pending p{crypto::Sha256(trailer), std::move(pack->data), std::move(pack->blobs)};
   if (!queue_.Push(std::move(p))) {
-    Status st = FirstError();
+    st = FirstError();
     return st.ok() ? Aborted("pack upload stopped") : st;
   }
-  // Waits, when the budget is spent, for an upload to hand its buffer back.
-  if (take_next) current_ = TakeBuffer();
   return Status::Ok();
 }
 
@@ -205,14 +303,17 @@ Result<std::vector<PackEntries>> PackWriter::Finish() {
   {
     std::lock_guard lock(mu_);
     if (!failed_) {
-      Status st = SealCurrentLocked(/*take_next=*/false);
-      if (!st.ok()) return st;
+      if (!closing_.empty() || (current_ && current_->open_rooms != 0)) {
+        return Internal("pack writer finished with blobs still being written");
+      }
+      if (current_ && !current_->blobs.empty()) {
+        RETURN_IF_ERROR(SealLocked(std::move(current_)));
+      }
     }
   }
   queue_.Close();
   for (auto& t : uploaders_) t.join();
   uploaders_.clear();
-  finished_ = true;
   RETURN_IF_ERROR(FirstError());
   std::lock_guard lock(done_mu_);
   return std::move(done_);

@@ -4,16 +4,21 @@
 // about `target_size` bytes and uploads finished packs on a few uploader
 // threads (bounded: at most `max_pending` finished packs wait, so memory stays
 // flat). Each uploaded pack is added to the repository Index and remembered
-// for the index file that commits the backup.
+// for the index file that commits the backup. A blob arrives either whole
+// (Add copies it in) or is written into room reserved in the pack itself
+// (Reserve, Commit): a block backup seals its chunks there, which saves a
+// copy of every stored byte.
 //
 // Pack buffers are 4 KiB-aligned (so a file backend can write them with
 // O_DIRECT) and recycled without new page faults. Exactly uploaders + 1 of
 // them exist (one filling, the others queued or uploading), made and touched
-// at construction or by a PackBufferMaker: sealing a pack waits for an
-// upload to finish when all are in use. That budget, not the queue, is what
+// at construction or by a PackBufferMaker: starting a pack waits for an
+// upload to finish when all are in use (a full pack whose rooms are still
+// being written holds its buffer too). That budget, not the queue, is what
 // bounds a backup's pack memory.
 //
-// Thread-safety: Add may be called from many threads. Flush/Finish from one.
+// Thread-safety: Add, Reserve, Commit and Abandon may be called from many
+// threads; Finish from one, after every room was committed or abandoned.
 
 #include <atomic>
 #include <condition_variable>
@@ -80,7 +85,22 @@ class PackBufferMaker {
 };
 
 class PackWriter {
+ private:
+  struct OpenPack;
+
  public:
+  // Room in a pack for one stored blob (Reserve).
+  class Room {
+   public:
+    MutableByteSpan bytes() const { return bytes_; }
+
+   private:
+    friend class PackWriter;
+    OpenPack* pack_ = nullptr;
+    size_t blob_ = 0;  // its entry in pack_->blobs
+    MutableByteSpan bytes_;
+  };
+
   // `maker`: where the writer's buffers come from (it must outlive the
   // writer and make buffers big enough for `options`, or it is ignored);
   // without one the writer makes and touches them all here.
@@ -90,6 +110,19 @@ class PackWriter {
   // Appends a stored blob (as made by BlobCodec::Encode). May block while
   // finished packs wait for upload. Fails once any upload has failed.
   Status Add(const BlobEntry& entry, ByteSpan stored);
+
+  // Add in two steps, for a caller that writes the stored blob straight
+  // into the pack (BlobCodec::PrepareBlob, SealPreparedBlob) without the
+  // writer's lock: Reserve returns room for `length` bytes in the pack being
+  // filled; Commit records the blob there once written (entry's offset and
+  // length come from the room). A full pack is sealed and queued when its
+  // last room is committed. Abandon gives up a room that could not be
+  // written: the pack holding it is never uploaded, so the writer fails
+  // (Add, Reserve and Finish return the error) — for callers whose backup
+  // fails with the blob anyway. Reserve may block like Add.
+  Result<Room> Reserve(size_t length);
+  Status Commit(const Room& room, const BlobEntry& entry);
+  void Abandon(const Room& room);
 
   // Uploads the partial pack and waits for every upload. Returns the packs
   // uploaded since construction (for the index file), or the first error.
@@ -104,8 +137,19 @@ class PackWriter {
     AlignedBytes data;
     std::vector<BlobEntry> blobs;
   };
-  // Requires mu_. take_next: a buffer for the next pack (not at Finish).
-  Status SealCurrentLocked(bool take_next);
+  // A pack being filled, or full and waiting for its rooms to be committed.
+  struct OpenPack {
+    AlignedBytes data;
+    std::vector<BlobEntry> blobs;
+    size_t open_rooms = 0;  // reserved, not yet committed or abandoned
+  };
+  // Require mu_. Close: no more rooms in current_ (it is sealed now, or when
+  // its last room is committed). Seal: trailer, then the upload queue.
+  Status CloseCurrentLocked();
+  Status SealLocked(std::unique_ptr<OpenPack> pack);
+  // Requires mu_: takes `pack` out of closing_.
+  std::unique_ptr<OpenPack> TakeClosingLocked(OpenPack* pack);
+  void Fail(Status st);  // the first error, once; wakes a waiting TakeBuffer
   void UploadLoop();
   Status FirstError();
   AlignedBytes TakeBuffer();           // a recycled or new buffer, within the budget
@@ -126,8 +170,10 @@ class PackWriter {
   PackWriterOptions options_;
   std::unique_ptr<BlobCodec> codec_;  // guarded by mu_ (trailer sealing)
   std::mutex mu_;
-  AlignedBytes current_;                  // guarded by mu_
-  std::vector<BlobEntry> current_blobs_;  // guarded by mu_
+  std::unique_ptr<OpenPack> current_;               // guarded by mu_; null: none taken yet
+  std::vector<std::unique_ptr<OpenPack>> closing_;  // guarded by mu_
+  bool taking_ = false;                             // guarded by mu_: a Reserve awaits a buffer
+  std::condition_variable taken_cv_;                // taking_ went false
   BoundedQueue<Pending> queue_;
   std::vector<std::thread> uploaders_;
   std::mutex free_mu_;
@@ -141,7 +187,6 @@ class PackWriter {
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> bytes_uploaded_{0};
   std::atomic<uint64_t> packs_uploaded_{0};
-  bool finished_ = false;
 };
 
 }  // namespace bunker::repo

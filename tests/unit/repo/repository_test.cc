@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -110,6 +113,170 @@ TEST_F(RepositoryTest, PackWriterTakesBuffersFromAMakerOfTheRightSize) {
       EXPECT_LE(left, c.left_max);
     }
   }
+}
+
+// Blobs sealed straight into the pack (Reserve, then Commit) by several
+// writers at once: a pack that fills while a room in it is still being
+// written waits for that room, and is sealed and uploaded by the commit that
+// closes its last one, whichever thread and order that is. Every blob reads
+// back, at the offset its room had.
+TEST_F(RepositoryTest, PackWriterRoomsAreSealedIntoThePackOnlyOnceAllAreCommitted) {
+  auto r = OpenWith("pw");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Repository* repo = r->get();
+  std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+  PackWriterOptions options;
+  options.target_size = 64 << 10;
+  uint32_t seed = 7;
+  auto make_plain = [&](size_t n) {
+    Bytes plain(n);
+    for (uint8_t& byte : plain) {
+      seed = seed * 1664525u + 1013904223u;
+      byte = static_cast<uint8_t>(seed >> 24);
+    }
+    return plain;
+  };
+  std::vector<std::pair<BlobId, Bytes>> blobs;
+  PackWriter writer(repo, options);
+  // Two rooms in one pack; the second fills it (over 64 KiB) while the
+  // first is still open.
+  struct Open {
+    BlobId id;
+    Bytes plain;
+    uint8_t flags = 0;
+    PackWriter::Room room;
+  };
+  auto reserve = [&](size_t n) {
+    Open o;
+    o.plain = make_plain(n);
+    o.id = codec->ComputeId(o.plain);
+    Result<size_t> length = codec->PrepareBlob(BlobType::kData, o.id, o.plain, &o.flags);
+    EXPECT_TRUE(length.ok());
+    Result<PackWriter::Room> room = writer.Reserve(*length);
+    EXPECT_TRUE(room.ok()) << room.status().ToString();
+    o.room = *room;
+    EXPECT_EQ(o.room.bytes().size(), *length);
+    EXPECT_TRUE(codec->SealPreparedBlob(o.plain, true, o.room.bytes()).ok());
+    return o;
+  };
+  auto commit = [&](Open& o) {
+    BlobEntry e{o.id, BlobType::kData, o.flags, 0, 0, static_cast<uint32_t>(o.plain.size())};
+    ASSERT_TRUE(writer.Commit(o.room, e).ok());
+    blobs.emplace_back(o.id, std::move(o.plain));
+  };
+  Open first = reserve(40000);
+  Open second = reserve(40000);  // the pack is full now, its first room still open
+  Open third = reserve(1000);    // so this one starts the next pack
+  EXPECT_NE(third.room.bytes().data(), second.room.bytes().data() + second.room.bytes().size());
+  commit(second);
+  commit(third);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(writer.packs_uploaded(), 0u);  // the full pack still waits for `first`
+  // The last room of the full pack is committed from another thread.
+  std::thread([&] { commit(first); }).join();
+  for (int i = 0; i < 500 && writer.packs_uploaded() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(writer.packs_uploaded(), 1u);
+  // Several threads at once, through Add (Reserve, copy, Commit) and rooms.
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<BlobCodec> c = repo->NewCodec();
+      for (int i = 0; i < 25; ++i) {
+        Bytes plain;
+        {
+          std::lock_guard lock(mu);
+          plain = make_plain(3000 + 997 * static_cast<size_t>(i));
+        }
+        const BlobId id = c->ComputeId(plain);
+        uint8_t flags = 0;
+        if ((t + i) % 2 == 0) {
+          Bytes stored;
+          ASSERT_TRUE(c->Encode(BlobType::kData, id, plain, true, &stored, &flags).ok());
+          BlobEntry e{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(plain.size())};
+          ASSERT_TRUE(writer.Add(e, stored).ok());
+        } else {
+          Result<size_t> length = c->PrepareBlob(BlobType::kData, id, plain, &flags);
+          ASSERT_TRUE(length.ok());
+          Result<PackWriter::Room> room = writer.Reserve(*length);
+          ASSERT_TRUE(room.ok()) << room.status().ToString();
+          ASSERT_TRUE(c->SealPreparedBlob(plain, true, room->bytes()).ok());
+          BlobEntry e{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(plain.size())};
+          ASSERT_TRUE(writer.Commit(*room, e).ok());
+        }
+        std::lock_guard lock(mu);
+        blobs.emplace_back(id, std::move(plain));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  Result<std::vector<PackEntries>> packs = writer.Finish();
+  ASSERT_TRUE(packs.ok()) << packs.status().ToString();
+  EXPECT_GE(packs->size(), 10u);
+  size_t listed = 0;
+  for (const PackEntries& p : *packs) listed += p.blobs.size();
+  EXPECT_EQ(listed, blobs.size());
+  for (const auto& [id, plain] : blobs) {
+    Result<Bytes> back = repo->ReadBlob(id, codec.get());
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, plain);
+  }
+}
+
+// A room that could not be written (its blob failed the codec's self-check)
+// is abandoned: the pack holding it is never uploaded and the writer fails,
+// naming why, instead of storing a pack with a hole in it.
+TEST_F(RepositoryTest, PackWriterAbandonedRoomFailsTheWriterAndUploadsNothing) {
+  auto r = OpenWith("pw");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Repository* repo = r->get();
+  std::unique_ptr<BlobCodec> codec = repo->NewCodec();
+  const size_t files_before = CountFiles();
+  PackWriter writer(repo, PackWriterOptions{});
+  Bytes plain(5000, 7);
+  const BlobId id = codec->ComputeId(plain);
+  Bytes stored;
+  uint8_t flags = 0;
+  ASSERT_TRUE(codec->Encode(BlobType::kData, id, plain, true, &stored, &flags).ok());
+  ASSERT_TRUE(
+      writer
+          .Add(BlobEntry{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(plain.size())},
+               stored)
+          .ok());
+  Result<PackWriter::Room> room = writer.Reserve(1000);
+  ASSERT_TRUE(room.ok());
+  writer.Abandon(*room);
+  Status add = writer.Add(
+      BlobEntry{id, BlobType::kData, flags, 0, 0, static_cast<uint32_t>(plain.size())}, stored);
+  EXPECT_FALSE(add.ok());
+  Result<std::vector<PackEntries>> packs = writer.Finish();
+  ASSERT_FALSE(packs.ok());
+  EXPECT_NE(packs.status().message().find("never written"), std::string::npos)
+      << packs.status().ToString();
+  EXPECT_EQ(writer.packs_uploaded(), 0u);
+  EXPECT_EQ(CountFiles(), files_before);
+}
+
+// PrepareBlob's size is what SealPreparedBlob needs: any other room is
+// refused before anything is written.
+TEST_F(RepositoryTest, SealPreparedBlobRefusesARoomOfTheWrongSize) {
+  auto r = OpenWith("pw");
+  ASSERT_TRUE(r.ok());
+  std::unique_ptr<BlobCodec> codec = (*r)->NewCodec();
+  Bytes plain(10000, 'a');
+  uint8_t flags = 0;
+  Result<size_t> length =
+      codec->PrepareBlob(BlobType::kData, codec->ComputeId(plain), plain, &flags);
+  ASSERT_TRUE(length.ok());
+  EXPECT_LT(*length, plain.size());  // compressed
+  Bytes room(*length + 1);
+  Status st = codec->SealPreparedBlob(plain, true, MutableByteSpan(room.data(), room.size()));
+  EXPECT_EQ(st.code(), Code::kInternal) << st.ToString();
+  // And without a PrepareBlob before it.
+  st = codec->SealPreparedBlob(plain, true, MutableByteSpan(room.data(), *length));
+  EXPECT_EQ(st.code(), Code::kInternal) << st.ToString();
 }
 
 TEST_F(RepositoryTest, InitTwiceIsRefused) {
