@@ -51,6 +51,13 @@ struct ReadOptions {
   // cache are CPU work; more of them than the cores given to the backup only
   // take turns with its own workers.
   uint32_t kernel_workers = 0;
+  // io_uring only: register the pool's memory with the ring once (fixed
+  // buffers, its pages pinned for the reader's life) instead of pinning the
+  // buffer on every read. Saves ~30% of the system time of O_DIRECT reads
+  // (a 1 GiB image: 0.17-0.23 -> 0.14-0.15 s). An unprivileged process
+  // whose RLIMIT_MEMLOCK is below the pool's size is refused; it then reads
+  // as without.
+  bool fixed_buffers = true;
 };
 
 struct Block {

@@ -264,6 +264,11 @@ class UringBlockReader final : public ReaderBase {
       : ReaderBase(std::move(path), std::move(volume), options, pool, Engine::kIoUring),
         ring_(std::move(ring)) {
     if (options.kernel_workers > 0) (void)ring_->LimitKernelWorkers(options.kernel_workers);
+    if (options.fixed_buffers) {
+      fixed_ = ring_->RegisterBuffer(pool->arena(), pool->arena_bytes());
+      if (!fixed_)
+        spdlog::debug("{}: io_uring refused fixed buffers; reads pin pages each time", path_);
+    }
   }
 
   // Waits for every read in flight: the kernel writes into pool buffers.
@@ -310,7 +315,12 @@ class UringBlockReader final : public ReaderBase {
   void Prep(uint64_t index, ReadSlot& s) {
     uint32_t len = PrepareRead(s);
     io_uring_sqe* sqe = ring_->GetSqe();
-    io_uring_prep_read(sqe, fd_.get(), s.buf.data() + s.read_start, len, s.offset + s.read_start);
+    if (fixed_) {
+      io_uring_prep_read_fixed(sqe, fd_.get(), s.buf.data() + s.read_start, len,
+                               s.offset + s.read_start, 0);
+    } else {
+      io_uring_prep_read(sqe, fd_.get(), s.buf.data() + s.read_start, len, s.offset + s.read_start);
+    }
     io_uring_sqe_set_data64(sqe, index);
     if (!s.direct) {
       // A buffered read of cached data would otherwise be copied inline in
@@ -336,6 +346,7 @@ class UringBlockReader final : public ReaderBase {
   }
 
   std::unique_ptr<Uring> ring_;
+  bool fixed_ = false;      // the pool is registered: reads need no page pinning
   uint32_t in_flight_ = 0;  // chunks started and not yet kDone
   bool draining_ = false;   // destructor: no resubmissions
 };

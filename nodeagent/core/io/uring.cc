@@ -43,6 +43,11 @@ bool Uring::LimitKernelWorkers(unsigned bounded) {
   return io_uring_register_iowq_max_workers(&ring_, values) == 0;
 }
 
+bool Uring::RegisterBuffer(void* base, size_t bytes) {
+  iovec v{base, bytes};
+  return io_uring_register_buffers(&ring_, &v, 1) == 0;
+}
+
 io_uring_sqe* Uring::GetSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {

@@ -52,6 +52,12 @@ class Uring {
   // than 5.15), which only leaves its default.
   bool LimitKernelWorkers(unsigned bounded);
 
+  // Registers [base, base + bytes) as fixed buffer 0 (its pages pinned
+  // once, not on every request: io_uring_prep_read_fixed). False when the
+  // kernel refuses (RLIMIT_MEMLOCK for an unprivileged process, an old
+  // kernel); plain requests then work as before.
+  bool RegisterBuffer(void* base, size_t bytes);
+
   // Entries prepared and not yet submitted.
   unsigned pending() const { return io_uring_sq_ready(&ring_); }
 

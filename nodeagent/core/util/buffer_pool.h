@@ -65,6 +65,9 @@ class BufferPool {
 
   size_t buffer_size() const { return buffer_size_; }
   size_t count() const { return count_; }
+  // The one region every buffer lies in (for registering it with a ring).
+  uint8_t* arena() const { return arena_; }
+  size_t arena_bytes() const { return arena_bytes_; }
 
   // Backs every buffer with 4 KiB pages faulted in now (io_alloc.h,
   // PopulateSmallPages). Only before the first Acquire: its fallback on old

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <map>
@@ -95,9 +96,9 @@ class BlockReaderTest : public ::testing::Test {
   BufferPool pool_{kChunk, kDepth};
 };
 
-// Parameterised by engine and O_DIRECT.
+// Parameterised by engine, O_DIRECT and (io_uring) fixed buffers.
 class BlockReaderEngineTest : public BlockReaderTest,
-                              public ::testing::WithParamInterface<std::tuple<Engine, bool>> {
+                              public ::testing::WithParamInterface<std::tuple<Engine, bool, bool>> {
  protected:
   ReadOptions Options() const {
     ReadOptions o;
@@ -105,6 +106,7 @@ class BlockReaderEngineTest : public BlockReaderTest,
     o.queue_depth = kDepth;
     o.engine = std::get<0>(GetParam());
     o.direct = std::get<1>(GetParam());
+    o.fixed_buffers = std::get<2>(GetParam());
     return o;
   }
 };
@@ -318,13 +320,69 @@ TEST_P(BlockReaderEngineTest, HoldsAtMostQueueDepthBuffers) {
   EXPECT_TRUE(data == content);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Engines, BlockReaderEngineTest,
-    ::testing::Combine(::testing::Values(Engine::kIoUring, Engine::kPread), ::testing::Bool()),
-    [](const ::testing::TestParamInfo<std::tuple<Engine, bool>>& info) {
-      return std::string(std::get<0>(info.param) == Engine::kIoUring ? "IoUring" : "Pread") +
-             (std::get<1>(info.param) ? "Direct" : "Buffered");
-    });
+INSTANTIATE_TEST_SUITE_P(Engines, BlockReaderEngineTest,
+                         ::testing::Values(std::make_tuple(Engine::kIoUring, false, true),
+                                           std::make_tuple(Engine::kIoUring, true, true),
+                                           std::make_tuple(Engine::kIoUring, false, false),
+                                           std::make_tuple(Engine::kIoUring, true, false),
+                                           std::make_tuple(Engine::kPread, false, false),
+                                           std::make_tuple(Engine::kPread, true, false)),
+                         [](const ::testing::TestParamInfo<std::tuple<Engine, bool, bool>>& info) {
+                           const bool uring = std::get<0>(info.param) == Engine::kIoUring;
+                           return std::string(uring ? "IoUring" : "Pread") +
+                                  (std::get<1>(info.param) ? "Direct" : "Buffered") +
+                                  (uring && !std::get<2>(info.param) ? "Unregistered" : "");
+                         });
+
+// The io_uring rings of this process, as the kernel describes them
+// (/proc/self/fdinfo): the "UserBufs:" count of each.
+namespace fs = std::filesystem;
+
+std::vector<int> RingUserBufs() {
+  std::vector<int> out;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    fs::path target = fs::read_symlink(e.path(), ec);
+    if (ec || target.string() != "anon_inode:[io_uring]") continue;
+    std::ifstream info("/proc/self/fdinfo/" + e.path().filename().string());
+    std::string line;
+    while (std::getline(info, line)) {
+      if (line.rfind("UserBufs:", 0) == 0) out.push_back(std::stoi(line.substr(9)));
+    }
+  }
+  return out;
+}
+
+// With fixed buffers the reader's ring holds the pool as one registered
+// buffer (checked with the kernel's own account of the ring), and without
+// them none; the bytes read are the same either way (the engine tests).
+TEST_F(BlockReaderTest, FixedBuffersRegisterThePoolWithTheRing) {
+  std::string path = dir_.File("vol");
+  WriteFile(path, MakeContent(3 * kChunk, 11));
+  for (bool fixed : {true, false}) {
+    SCOPED_TRACE(fixed ? "fixed" : "unregistered");
+    ReadOptions o;
+    o.chunk_size = kChunk;
+    o.queue_depth = kDepth;
+    o.engine = Engine::kIoUring;
+    o.fixed_buffers = fixed;
+    ASSERT_TRUE(RingUserBufs().empty());
+    auto reader = BlockReader::Open(path, o, &pool_);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    const std::vector<int> bufs = RingUserBufs();
+    ASSERT_EQ(bufs.size(), 1u) << "one ring";
+    if (fixed && ::geteuid() != 0) {
+      // Unprivileged: RLIMIT_MEMLOCK decides, and a refusal only means
+      // unregistered reads.
+      EXPECT_LE(bufs[0], 1);
+    } else {
+      EXPECT_EQ(bufs[0], fixed ? 1 : 0);
+    }
+    ReadAll r = Drain(reader->get());
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_TRUE(r.data == MakeContent(3 * kChunk, 11));
+  }
+}
 
 // O_DIRECT refused at the first read (as some FUSE and network file systems
 // do) switches the reader to the page cache and loses nothing.
