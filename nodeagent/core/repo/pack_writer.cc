@@ -256,6 +256,9 @@ Status PackWriter::SealLocked(std::unique_ptr<OpenPack> pack) {
   Bytes trailer;
   Status st = codec_->Seal(kAadTrailer, EncodeTrailer(pack->blobs), &trailer);
   if (!st.ok()) {
+    // Sticky: the pack's blobs are lost, so no later Finish may succeed.
+    st = st.Annotate("seal pack trailer");
+    Fail(st);
     RecycleBuffer(std::move(pack->data));
     return st;
   }
