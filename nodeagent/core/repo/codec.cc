@@ -114,14 +114,11 @@ Status BlobCodec::SealChecked(BlobType type, const BlobId& id, ByteSpan plaintex
 template <typename Buffer>
 Status BlobCodec::EncodeAppend(BlobType type, const BlobId& id, ByteSpan plaintext, bool verify,
                                Buffer* out, uint8_t* flags) {
-  if (plaintext.size() > kMaxBlobSize) {
-    return InvalidArgument("blob of " + std::to_string(plaintext.size()) + " bytes is too large");
-  }
-  ByteSpan payload = Prepare(type, id, plaintext, flags);
+  // The two steps a caller sealing into its own memory takes, into *out.
+  ASSIGN_OR_RETURN(const size_t length, PrepareBlob(type, id, plaintext, flags));
   const size_t start = out->size();
-  out->resize(start + payload.size() + crypto::kSealOverhead);
-  Status st = SealChecked(type, id, plaintext, payload, *flags, verify,
-                          MutableByteSpan(out->data() + start, out->size() - start));
+  out->resize(start + length);
+  Status st = SealPreparedBlob(plaintext, verify, MutableByteSpan(out->data() + start, length));
   if (!st.ok()) out->resize(start);
   return st;
 }
