@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nodeagent/core/chunk/chunker.h"
+#include "nodeagent/core/mover/commit.h"
 #include "nodeagent/core/mover/file_os.h"
 #include "nodeagent/core/repo/pack_writer.h"
 #include "nodeagent/core/util/bounded_queue.h"
@@ -342,16 +343,19 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
     }
   }
   ASSIGN_OR_RETURN(std::vector<repo::PackEntries> packs, packer.Finish());
-  if (options.progress) options.progress->bytes_stored = packer.bytes_uploaded();
 
-  // Commit point: index, then snapshot, each only while the lease holds
-  // (checked after the failpoints, so a process stopped at one meets the
-  // check when it resumes).
+  // Commit point (commit.h): under the commit lease, what another backup
+  // committed meanwhile is dropped from this one's packs; then the index and
+  // the snapshot, each only while the leases hold (checked after the
+  // failpoints, so a process stopped at one meets the check when it resumes).
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<BackupCommit> commit,
+      BackupCommit::Begin(repo, lease, std::move(packs), "backup of " + snap.volume_id));
   std::unique_ptr<BlobCodec> codec = repo->NewCodec();
-  if (!packs.empty()) {
+  if (!commit->packs().empty()) {
     RETURN_IF_ERROR(Failpoint("backup.before_index"));
-    if (lease) RETURN_IF_ERROR(lease->CheckValid());
-    RETURN_IF_ERROR(repo->SaveIndex(packs, codec.get()).status());
+    RETURN_IF_ERROR(commit->CheckValid());
+    RETURN_IF_ERROR(repo->SaveIndex(commit->packs(), codec.get()).status());
   }
   snap.time = repo::NowRfc3339();
   snap.stats.bytes_read = snap.size;
@@ -361,12 +365,18 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   snap.stats.bytes_stored = packer.bytes_uploaded();
   snap.stats.blobs_new = blobs_new;
   snap.stats.blobs_reused = blobs_reused;
+  commit->AdjustStats(&snap.stats);
+  if (options.progress) {
+    options.progress->bytes_new = snap.stats.bytes_new;
+    options.progress->bytes_stored = snap.stats.bytes_stored;
+  }
   snap.stats.duration_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   RETURN_IF_ERROR(Failpoint("backup.before_snapshot"));
-  if (lease) RETURN_IF_ERROR(lease->CheckValid());
+  RETURN_IF_ERROR(commit->CheckValid());
   ASSIGN_OR_RETURN(ObjectId sid, repo->SaveSnapshot(snap, codec.get()));
   RETURN_IF_ERROR(Failpoint("backup.after_snapshot"));
+  commit->Finish();
   return BackupResult{sid, std::move(snap), std::string(io::EngineName(reader->engine()))};
 }
 

@@ -30,6 +30,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nodeagent/core/chunk/chunker.h"
+#include "nodeagent/core/mover/commit.h"
 #include "nodeagent/core/mover/file_backup.h"
 #include "nodeagent/core/mover/file_os.h"
 #include "nodeagent/core/mover/file_tree.h"
@@ -289,15 +290,18 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
   }
 
   ASSIGN_OR_RETURN(std::vector<repo::PackEntries> packs, packer_.Finish());
-  if (options_.progress) options_.progress->bytes_stored = packer_.bytes_uploaded();
 
-  // Commit point: index, then snapshot, each only while the lease holds
-  // (checked after the failpoints, so a process stopped at one meets the
-  // check when it resumes).
-  if (!packs.empty()) {
+  // Commit point (commit.h): under the commit lease, what another backup
+  // committed meanwhile is dropped from this one's packs; then the index and
+  // the snapshot, each only while the leases hold (checked after the
+  // failpoints, so a process stopped at one meets the check when it resumes).
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<BackupCommit> commit,
+      BackupCommit::Begin(repo_, lease, std::move(packs), "backup of " + snap.volume_id));
+  if (!commit->packs().empty()) {
     RETURN_IF_ERROR(Failpoint("backup.before_index"));
-    if (lease) RETURN_IF_ERROR(lease->CheckValid());
-    RETURN_IF_ERROR(repo_->SaveIndex(packs, walker_codec_.get()).status());
+    RETURN_IF_ERROR(commit->CheckValid());
+    RETURN_IF_ERROR(repo_->SaveIndex(commit->packs(), walker_codec_.get()).status());
   }
   snap.time = repo::NowRfc3339();
   snap.size = total_size_;
@@ -311,12 +315,18 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
   s.blobs_reused = blobs_reused_;
   s.files_new = files_new_;
   s.files_unchanged = files_unchanged_;
+  commit->AdjustStats(&s);
+  if (options_.progress) {
+    options_.progress->bytes_new = s.bytes_new;
+    options_.progress->bytes_stored = s.bytes_stored;
+  }
   s.duration_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   RETURN_IF_ERROR(Failpoint("backup.before_snapshot"));
-  if (lease) RETURN_IF_ERROR(lease->CheckValid());
+  RETURN_IF_ERROR(commit->CheckValid());
   ASSIGN_OR_RETURN(ObjectId sid, repo_->SaveSnapshot(snap, walker_codec_.get()));
   RETURN_IF_ERROR(Failpoint("backup.after_snapshot"));
+  commit->Finish();
   return BackupResult{sid, std::move(snap), "pread"};
 }
 

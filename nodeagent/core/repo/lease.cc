@@ -33,9 +33,11 @@ int64_t SteadyMs() {
 }
 
 std::string Describe(const LeaseInfo& l) {
-  return std::string(l.exclusive ? "exclusive" : "shared") + " lease " + l.name + " held by " +
-         l.operation + " (host " + l.host + ", pid " + std::to_string(l.pid) + ", expires in " +
-         std::to_string(l.expires - NowUnix()) + " s)";
+  return std::string(l.exclusive ? "exclusive"
+                     : l.commit  ? "commit"
+                                 : "shared") +
+         " lease " + l.name + " held by " + l.operation + " (host " + l.host + ", pid " +
+         std::to_string(l.pid) + ", expires in " + std::to_string(l.expires - NowUnix()) + " s)";
 }
 
 }  // namespace
@@ -53,6 +55,7 @@ Status Lease::Write() {
       {"boot_id", info_.boot_id},     {"pid_ns", info_.pid_ns}, {"operation", info_.operation},
       {"exclusive", info_.exclusive}, {"nonce", nonce_},        {"created", info_.created},
       {"expires", info_.expires}};
+  if (info_.commit) j["commit"] = true;
   BlobCodec codec(repo_->key());
   Bytes sealed;
   RETURN_IF_ERROR(codec.Seal(kAadLease, AsBytes(j.dump()), &sealed));
@@ -125,6 +128,13 @@ Result<std::vector<LeaseInfo>> Lease::ListAll(Repository* repo,
         good = false;
       }
     }
+    if (auto c = j.find("commit"); c != j.end()) {
+      if (c->is_boolean()) {
+        l.commit = c->get<bool>();
+      } else {
+        good = false;
+      }
+    }
     if (!good) {
       if (unreadable) unreadable->push_back(name);
       continue;
@@ -167,31 +177,63 @@ LeaseInfo Lease::LocalIdentity() {
 Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
                                               const std::string& operation,
                                               const LeaseOptions& options) {
+  // A taker that finds a conflicting lease in its first listing refuses. One
+  // that finds it only after writing its own met a contest (another taker
+  // wrote in the same window): both withdraw and come back after a random
+  // pause, so that almost always the first back wins and the other then
+  // refuses at its first listing. After three contests it refuses too.
+  return Take(repo, exclusive, false, operation, options, 3, std::nullopt);
+}
+
+Result<std::unique_ptr<Lease>> Lease::AcquireCommit(Repository* repo, const std::string& operation,
+                                                    const LeaseOptions& options,
+                                                    std::chrono::milliseconds max_wait) {
+  LeaseOptions o = options;
+  o.ttl = std::min(o.ttl, std::chrono::seconds(60));
+  o.refresh = std::min(o.refresh, std::chrono::seconds(15));
+  if (o.refresh >= o.ttl) o.refresh = std::max(std::chrono::seconds(1), o.ttl / 2);
+  return Take(repo, false, true, operation, o, 0, std::chrono::steady_clock::now() + max_wait);
+}
+
+Result<std::unique_ptr<Lease>> Lease::Take(
+    Repository* repo, bool exclusive, bool commit, const std::string& operation,
+    const LeaseOptions& options, int attempts,
+    std::optional<std::chrono::steady_clock::time_point> deadline) {
   auto conflicts = [&](const std::vector<LeaseInfo>& leases, const std::string& own,
                        std::string* who) {
     for (const LeaseInfo& l : leases) {
       if (l.name == own || IsStale(l, options.skew)) continue;
-      if (exclusive || l.exclusive) {
+      if (exclusive || l.exclusive || (commit && l.commit)) {
         *who = Describe(l);
         return true;
       }
     }
     return false;
   };
-  // A taker that finds a conflicting lease in its first listing refuses. One
-  // that finds it only after writing its own met a contest (another taker
-  // wrote in the same window): both withdraw and come back after a random
-  // pause, so that almost always the first back wins and the other then
-  // refuses at its first listing. After kAttempts contests it refuses too.
-  constexpr int kAttempts = 3;
+  auto random_ms = [](int lo, int span) -> Result<std::chrono::milliseconds> {
+    Bytes r(2);
+    RETURN_IF_ERROR(crypto::RandomBytes(r));
+    return std::chrono::milliseconds(lo + (r[0] | (r[1] << 8)) % span);
+  };
+  auto past_deadline = [&] { return !deadline || std::chrono::steady_clock::now() >= *deadline; };
   const auto settle =
       options.settle.count() >= 0 ? options.settle : repo->backend()->ListSettleTime();
+  bool waited = false;  // logged once
   for (int attempt = 1;; ++attempt) {
     std::vector<std::string> unreadable;
     ASSIGN_OR_RETURN(std::vector<LeaseInfo> before, ListAll(repo, &unreadable));
     std::string who;
     if (conflicts(before, "", &who)) {
-      return FailedPrecondition("repository " + repo->backend()->Describe() + " is locked: " + who);
+      if (past_deadline()) {
+        return FailedPrecondition("repository " + repo->backend()->Describe() +
+                                  " is locked: " + who);
+      }
+      if (!waited) spdlog::info("waiting for {}", who);
+      waited = true;
+      ASSIGN_OR_RETURN(std::chrono::milliseconds pause, random_ms(50, 200));
+      std::this_thread::sleep_for(pause);
+      --attempt;  // waiting is not a contest
+      continue;
     }
     LeaseInfo info;
     Bytes rnd(16);
@@ -205,6 +247,7 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
     info.holder = info.host + ":" + std::to_string(info.pid);
     info.operation = operation;
     info.exclusive = exclusive;
+    info.commit = commit;
     info.created = NowUnix();
     std::unique_ptr<Lease> lease(new Lease(repo, std::move(info), options));
     Bytes nonce(16);
@@ -219,13 +262,14 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(Repository* repo, bool exclusive,
     }
     if (conflicts(*after, lease->info_.name, &who)) {
       lease->Release().IgnoreError();
-      if (attempt == kAttempts) {
+      if (attempts > 0 ? attempt == attempts : past_deadline()) {
         return FailedPrecondition("repository " + repo->backend()->Describe() +
                                   " is locked: " + who);
       }
-      Bytes r(2);
-      RETURN_IF_ERROR(crypto::RandomBytes(r));
-      auto pause = settle + std::chrono::milliseconds(50 + (r[0] | (r[1] << 8)) % 1000);
+      // Commits are short: their contests retry sooner.
+      ASSIGN_OR_RETURN(std::chrono::milliseconds jitter,
+                       random_ms(commit ? 20 : 50, commit ? 200 : 1000));
+      auto pause = settle + jitter;
       spdlog::info("lease contested by {}; trying again in {} ms", who,
                    std::chrono::duration_cast<std::chrono::milliseconds>(pause).count());
       std::this_thread::sleep_for(pause);

@@ -2,7 +2,8 @@
 
 // Leases: locks stored in the repository itself (FORMAT.md, "Leases"), so
 // they hold across hosts. Backups take shared leases; forget and prune take an
-// exclusive one.
+// exclusive one. A backup also takes a commit lease around its commit point,
+// so that backups commit one at a time (see AcquireCommit).
 //
 // A Lease refreshes itself on a background thread. Before its commit point
 // (index and snapshot writes) an operation calls CheckValid(): if the lease
@@ -16,6 +17,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +52,8 @@ struct LeaseInfo {
   int64_t pid = 0;
   std::string operation;
   bool exclusive = false;
+  // A commit lease: shared towards everything but other commit leases.
+  bool commit = false;
   int64_t created = 0;  // unix seconds
   int64_t expires = 0;
 };
@@ -65,6 +69,17 @@ class Lease {
   static Result<std::unique_ptr<Lease>> Acquire(Repository* repo, bool exclusive,
                                                 const std::string& operation,
                                                 const LeaseOptions& options = {});
+  // Takes the repository's commit lease, which one backup at a time holds
+  // while it writes its index and snapshot (and, first, drops what another
+  // backup committed meanwhile: mover/commit.h). It conflicts only with
+  // other commit leases and exclusive ones, and instead of refusing it waits
+  // for them, up to `max_wait` (then FailedPrecondition naming the holder).
+  // Its timings are at most 60 s ttl and 15 s refresh, so a holder that died
+  // on another host delays others for a minute or two, not five.
+  static Result<std::unique_ptr<Lease>> AcquireCommit(Repository* repo,
+                                                      const std::string& operation,
+                                                      const LeaseOptions& options,
+                                                      std::chrono::milliseconds max_wait);
 
   // OK while the lease is known to be held: last successful write + ttl is
   // still ahead (minus a margin). Aborted ("lease lost") otherwise. Once
@@ -88,6 +103,14 @@ class Lease {
 
  private:
   Lease(Repository* repo, LeaseInfo info, const LeaseOptions& options);
+  // Acquire and AcquireCommit. Until `deadline`, a conflict seen before
+  // writing is waited out; after it (or always, when `deadline` is null),
+  // refused. Contests (a conflict seen only after writing) are retried,
+  // `attempts` times (0: until the deadline).
+  static Result<std::unique_ptr<Lease>> Take(
+      Repository* repo, bool exclusive, bool commit, const std::string& operation,
+      const LeaseOptions& options, int attempts,
+      std::optional<std::chrono::steady_clock::time_point> deadline);
   Status Write();
   void RefreshLoop();
 

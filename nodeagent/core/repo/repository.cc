@@ -312,6 +312,12 @@ Status Repository::LoadIndex() {
   return Status::Ok();
 }
 
+Result<std::vector<ObjectId>> Repository::ListIndexFiles() {
+  std::vector<ObjectId> files;
+  RETURN_IF_ERROR(ListNames(backend_.get(), "index/", &files).Annotate("list index files"));
+  return files;
+}
+
 Result<ObjectId> Repository::SaveIndex(const std::vector<PackEntries>& packs, BlobCodec* codec) {
   Bytes sealed;
   RETURN_IF_ERROR(codec->Seal(kAadIndex, EncodeIndex(packs), &sealed));

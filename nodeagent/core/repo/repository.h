@@ -84,6 +84,9 @@ class Repository {
   const std::vector<ObjectId>& damaged_index_files() const { return damaged_index_files_; }
   Index& index() { return index_; }
   const std::vector<ObjectId>& index_files() const { return index_files_; }
+  // Every index file in the location now (LoadIndex's listing, without
+  // reading them).
+  Result<std::vector<ObjectId>> ListIndexFiles();
   Result<std::vector<PackEntries>> ReadIndexFile(const ObjectId& id, BlobCodec* codec);
   Result<ObjectId> SaveIndex(const std::vector<PackEntries>& packs, BlobCodec* codec);
 

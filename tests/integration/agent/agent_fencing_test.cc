@@ -4,7 +4,10 @@
 // over: on SIGCONT the backup must stop before its commit point ("lease
 // lost"), write no index and no snapshot, and lose nothing committed before.
 // And two prunes on one host: the second refuses (exit 4) while the first is
-// alive, however long the first has been frozen.
+// alive, however long the first has been frozen. And commit leases: backups
+// held together before their commit points commit one at a time, the later
+// dropping what the earlier stored (shared chunks stored once, block and
+// file mode), and one killed while it rewrites its packs loses nothing.
 //
 // Lease timings are shortened with BUNKER_TEST_LEASE_TIMING ("ttl,refresh,skew").
 
@@ -15,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,7 +76,7 @@ bool HaveUnshare() {
 
 class AgentFencingTest : public AgentTest {
  protected:
-  void FrozenBackupCommitsNothing(const std::string& failpoint);
+  void FrozenBackupCommitsNothing(const std::string& failpoint, size_t leases_held);
 
   Result<Process> Spawn(const std::vector<std::string>& args, const EnvChanges& env,
                         const fs::path& log) {
@@ -104,7 +108,10 @@ class AgentFencingTest : public AgentTest {
 // A backup frozen (SIGSTOP) at `failpoint` past its lease's expiry; a prune
 // from another pid namespace takes the lease over and deletes the packs no
 // index names; resumed, the backup must commit nothing.
-void AgentFencingTest::FrozenBackupCommitsNothing(const std::string& failpoint) {
+// `leases_held`: the frozen backup's shared lease, and its commit lease once
+// it holds one.
+void AgentFencingTest::FrozenBackupCommitsNothing(const std::string& failpoint,
+                                                  size_t leases_held) {
   ASSERT_NO_FATAL_FAILURE(Init(repo_));
   const fs::path image_a = dir() / "a.img", image_b = dir() / "b.img";
   ASSERT_NO_FATAL_FAILURE(WriteImage(image_a, {Random(1), Text(2), Zero(), Random(3)}));
@@ -126,7 +133,7 @@ void AgentFencingTest::FrozenBackupCommitsNothing(const std::string& failpoint) 
   // Uploads run in parallel: another pack may have landed before the stop.
   const int uploaded = static_cast<int>(ObjectNames(repo_, "data").size() - packs_before.size());
   EXPECT_GE(uploaded, 1);
-  EXPECT_EQ(ObjectNames(repo_, "locks").size(), 1u);
+  EXPECT_EQ(ObjectNames(repo_, "locks").size(), leases_held);
 
   // Prune (another pid namespace) refuses while the lease may be live, and
   // takes it over once it is past expiry + skew. It deletes the frozen
@@ -150,7 +157,7 @@ void AgentFencingTest::FrozenBackupCommitsNothing(const std::string& failpoint) 
   ASSERT_TRUE(rep);
   EXPECT_EQ((*rep)["packs_unreferenced_deleted"], uploaded) << rep->dump(2);
   EXPECT_EQ(ObjectNames(repo_, "data"), packs_before);
-  EXPECT_EQ(ObjectNames(repo_, "locks").size(), 0u) << "the stale lease was not removed";
+  EXPECT_EQ(ObjectNames(repo_, "locks").size(), 0u) << "a stale lease was not removed";
   const auto index_after_prune = ObjectNames(repo_, "index");
 
   // Resumed, the backup finds its lease lost and stops before its commit point.
@@ -186,14 +193,15 @@ void AgentFencingTest::FrozenBackupCommitsNothing(const std::string& failpoint) 
 // Frozen right after its first pack upload, other uploads still running.
 TEST_F(AgentFencingTest, StoppedBackupLosesItsLeaseAndCommitsNothing) {
   if (!HaveUnshare()) GTEST_SKIP() << "unshare --pid is not permitted here";
-  FrozenBackupCommitsNothing("pack.after_put:stop@1");
+  FrozenBackupCommitsNothing("pack.after_put:stop@1", 1);
 }
 
-// Frozen at the last step before its commit point, every pack uploaded: the
-// lease check comes after the failpoint, so the resumed backup meets it.
+// Frozen at the last step before its commit point, every pack uploaded and
+// the commit lease held: the lease checks come after the failpoint, so the
+// resumed backup meets them.
 TEST_F(AgentFencingTest, BackupStoppedBeforeItsIndexCommitsNothing) {
   if (!HaveUnshare()) GTEST_SKIP() << "unshare --pid is not permitted here";
-  FrozenBackupCommitsNothing("backup.before_index:stop");
+  FrozenBackupCommitsNothing("backup.before_index:stop", 2);
 }
 
 TEST_F(AgentFencingTest, SecondPruneOnTheSameHostRefuses) {
@@ -251,6 +259,196 @@ TEST_F(AgentFencingTest, SecondPruneOnTheSameHostRefuses) {
     std::cout << "[ info  ] two prunes at once: " << h1 << ", " << h2 << std::endl;
   }
   EXPECT_EQ(ObjectNames(repo_, "locks").size(), 0u);
+}
+
+// Bytes of every pack in the repository's data/ directory.
+uint64_t PackBytes(const fs::path& repo) {
+  uint64_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(repo / "data")) {
+    if (e.is_regular_file()) n += e.file_size();
+  }
+  return n;
+}
+
+// Two images sharing 24 chunks (random, every sixth text-like), at other
+// positions in the second, with 4 chunks of their own each.
+void SharingImages(const fs::path& x, const fs::path& y) {
+  std::vector<Region> rx, ry;
+  for (uint64_t i = 0; i < 24; ++i) rx.push_back(i % 6 == 5 ? Text(100 + i) : Random(100 + i));
+  for (uint64_t i = 0; i < 4; ++i) rx.push_back(Random(200 + i));
+  for (uint64_t i = 0; i < 4; ++i) ry.push_back(Random(300 + i));
+  for (uint64_t i = 0; i < 24; ++i) ry.push_back(rx[23 - i]);
+  ASSERT_NO_FATAL_FAILURE(WriteImage(x, rx));
+  ASSERT_NO_FATAL_FAILURE(WriteImage(y, ry));
+}
+
+// Both backups are held before their commit (failpoint `stop`) until both
+// have uploaded every pack, so each stored the 24 shared chunks. Resumed
+// together, they commit one at a time (the commit lease); the second drops
+// what the first committed from its packs. The location ends up holding each
+// chunk once, the two snapshots' new bytes add up to the union, and a prune
+// finds nothing to remove.
+TEST_F(AgentFencingTest, BackupsHeldTogetherBeforeCommitStoreSharedChunksOnce) {
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  const fs::path x = dir() / "x.img", y = dir() / "y.img";
+  ASSERT_NO_FATAL_FAILURE(SharingImages(x, y));
+  const fs::path log_x = dir() / "x.log", log_y = dir() / "y.log";
+  const std::string hold = "BUNKER_FAILPOINT=backup.before_commit:stop";
+  Result<Process> px =
+      Spawn({"backup", "--volume", x.string(), "--volume-id", "pvc-x"}, {hold}, log_x);
+  Result<Process> py =
+      Spawn({"backup", "--volume", y.string(), "--volume-id", "pvc-y"}, {hold}, log_y);
+  ASSERT_TRUE(px.ok() && py.ok());
+  ASSERT_TRUE(WaitStopped(&*px)) << LogText(log_x);
+  ASSERT_TRUE(WaitStopped(&*py)) << LogText(log_y);
+  const uint64_t held = PackBytes(repo_);
+  // Each stored the shared chunks: more than the union (32 MiB) is stored.
+  EXPECT_GT(held, 48 * kMiB) << "the backups did not overlap";
+  ASSERT_EQ(::kill(px->pid(), SIGCONT), 0);
+  ASSERT_EQ(::kill(py->pid(), SIGCONT), 0);
+  EXPECT_EQ(WaitExit(&*px), "exit 0") << LogText(log_x);
+  EXPECT_EQ(WaitExit(&*py), "exit 0") << LogText(log_y);
+  EXPECT_EQ(ObjectNames(repo_, "locks").size(), 0u);
+
+  std::optional<json> snaps = Snapshots(repo_);
+  ASSERT_TRUE(snaps);
+  ASSERT_EQ((*snaps)["snapshots"].size(), 2u) << snaps->dump(2);
+  uint64_t bytes_new = 0, bytes_reused = 0;
+  std::map<std::string, std::string> ids;  // volume id -> snapshot id
+  for (const json& s : (*snaps)["snapshots"]) {
+    ids[s["volume_id"].get<std::string>()] = s["id"].get<std::string>();
+    bytes_new += s["stats"]["bytes_new"].get<uint64_t>();
+    bytes_reused += s["stats"]["bytes_reused"].get<uint64_t>();
+  }
+  EXPECT_EQ(bytes_new, 32 * kMiB) << "each chunk is new in exactly one snapshot\n"
+                                  << snaps->dump(2);
+  EXPECT_EQ(bytes_reused, 24 * kMiB) << snaps->dump(2);
+
+  std::optional<json> st = JsonOk(repo_, {"stats"});
+  ASSERT_TRUE(st);
+  const uint64_t stored = (*st)["stored_bytes"];
+  // 28 random chunks stored as they are, 4 text-like ones compressed, plus
+  // per-blob and per-pack overhead and two content lists.
+  EXPECT_LE(stored, 32 * kMiB + 256 * kKiB) << st->dump(2);
+  EXPECT_EQ(PackBytes(repo_), stored) << "a pack in no index was left behind";
+  std::cout << "[ info  ] held before commit: " << held << " pack bytes; committed: " << stored
+            << std::endl;
+
+  EXPECT_EQ(CheckHealthy(repo_, true), 0);
+  EXPECT_EQ(RestoreAndCompare(repo_, ids["pvc-x"], x), "");
+  EXPECT_EQ(RestoreAndCompare(repo_, ids["pvc-y"], y), "");
+  std::optional<json> pruned = JsonOk(repo_, {"prune"});
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ((*pruned)["blobs_removed"], 0) << pruned->dump(2);
+  EXPECT_EQ(PackBytes(repo_), stored);
+}
+
+// The later backup is killed while it rewrites its packs without what the
+// other committed meanwhile: nothing committed is lost, its crash leaves a
+// stale commit lease that does not hold up the next backup, and that backup
+// stores only what is still missing.
+TEST_F(AgentFencingTest, BackupKilledWhileRewritingItsPacksLosesNothing) {
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  const fs::path x = dir() / "x.img", y = dir() / "y.img";
+  ASSERT_NO_FATAL_FAILURE(SharingImages(x, y));
+  const fs::path log_y = dir() / "y.log";
+  Result<Process> py =
+      Spawn({"backup", "--volume", y.string(), "--volume-id", "pvc-y"},
+            {"BUNKER_FAILPOINT=backup.before_commit:stop,backup.commit.rewrite:crash"}, log_y);
+  ASSERT_TRUE(py.ok());
+  ASSERT_TRUE(WaitStopped(&*py)) << LogText(log_y);
+  // Meanwhile x is backed up and committed (y's packs are in no index yet).
+  std::optional<json> bx = Backup(repo_, x, "pvc-x");
+  ASSERT_TRUE(bx);
+  ASSERT_EQ(::kill(py->pid(), SIGCONT), 0);
+  const std::string how = WaitExit(&*py);
+  EXPECT_EQ(how, "exit 86") << "the failpoint's crash exit\n" << LogText(log_y);
+  EXPECT_EQ(ObjectNames(repo_, "locks").size(), 2u) << "the crashed backup's leases";
+
+  std::optional<json> snaps = Snapshots(repo_);
+  ASSERT_TRUE(snaps);
+  EXPECT_EQ((*snaps)["snapshots"].size(), 1u) << snaps->dump(2);
+  EXPECT_GE(CheckHealthy(repo_, true), 0);
+  EXPECT_EQ(RestoreAndCompare(repo_, (*bx)["id"], x), "");
+
+  std::optional<json> by = Backup(repo_, y, "pvc-y");
+  ASSERT_TRUE(by) << "held up by the crashed backup's commit lease?";
+  EXPECT_EQ((*by)["stats"]["bytes_new"], 4 * kMiB) << by->dump(2);
+  EXPECT_EQ(RestoreAndCompare(repo_, (*by)["id"], y), "");
+  std::optional<json> pruned = JsonOk(repo_, {"prune"});
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(CheckHealthy(repo_, true), 0);
+  std::optional<json> st = JsonOk(repo_, {"stats"});
+  ASSERT_TRUE(st);
+  EXPECT_LE((*st)["stored_bytes"].get<uint64_t>(), 32 * kMiB + 256 * kKiB) << st->dump(2);
+  EXPECT_EQ(PackBytes(repo_), (*st)["stored_bytes"].get<uint64_t>());
+  EXPECT_EQ(RestoreAndCompare(repo_, (*bx)["id"], x), "");
+  EXPECT_EQ(RestoreAndCompare(repo_, (*by)["id"], y), "");
+}
+
+// File mode commits the same way: two trees sharing four files (under other
+// names), backed up at once and held before their commits, store the shared
+// files' chunks once.
+TEST_F(AgentFencingTest, FileModeBackupsHeldTogetherStoreSharedFilesOnce) {
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  const fs::path a = dir() / "tree-a", b = dir() / "tree-b";
+  fs::create_directories(a / "sub");
+  fs::create_directories(b);
+  auto put = [](const fs::path& p, const std::vector<Region>& regions) {
+    std::ofstream(p, std::ios::binary) << ImageBytes(regions);
+  };
+  // Seeds far apart: the generator's streams for nearby seeds are the same
+  // bytes shifted by a few words, which content-defined chunks would find.
+  auto seed = [](uint64_t k) { return k << 40; };
+  uint64_t shared = 0;
+  for (uint64_t i = 0; i < 4; ++i) {
+    std::vector<Region> content = {Random(seed(1 + i), 2 * kMiB), Text(seed(5 + i), kMiB / 2)};
+    put(a / "sub" / ("shared-" + std::to_string(i)), content);
+    put(b / ("copy-" + std::to_string(i)), content);
+    shared += 2 * kMiB + kMiB / 2;
+  }
+  put(a / "own", {Random(seed(9), 3 * kMiB)});
+  put(b / "own", {Random(seed(10), 3 * kMiB)});
+  const fs::path log_a = dir() / "a.log", log_b = dir() / "b.log";
+  const std::string hold = "BUNKER_FAILPOINT=backup.before_commit:stop";
+  Result<Process> pa = Spawn({"backup", "--volume", a.string(), "--volume-id", "a"}, {hold}, log_a);
+  Result<Process> pb = Spawn({"backup", "--volume", b.string(), "--volume-id", "b"}, {hold}, log_b);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  ASSERT_TRUE(WaitStopped(&*pa)) << LogText(log_a);
+  ASSERT_TRUE(WaitStopped(&*pb)) << LogText(log_b);
+  const uint64_t held = PackBytes(repo_);
+  ASSERT_EQ(::kill(pa->pid(), SIGCONT), 0);
+  ASSERT_EQ(::kill(pb->pid(), SIGCONT), 0);
+  EXPECT_EQ(WaitExit(&*pa), "exit 0") << LogText(log_a);
+  EXPECT_EQ(WaitExit(&*pb), "exit 0") << LogText(log_b);
+
+  std::optional<json> snaps = Snapshots(repo_);
+  ASSERT_TRUE(snaps);
+  ASSERT_EQ((*snaps)["snapshots"].size(), 2u) << snaps->dump(2);
+  uint64_t bytes_new = 0, bytes_reused = 0;
+  for (const json& s : (*snaps)["snapshots"]) {
+    bytes_new += s["stats"]["bytes_new"].get<uint64_t>();
+    bytes_reused += s["stats"]["bytes_reused"].get<uint64_t>();
+  }
+  // The shared files count as reused in one snapshot; new bytes are both
+  // trees' own bytes once (plus their small tree blobs).
+  EXPECT_EQ(bytes_reused, shared) << snaps->dump(2);
+  EXPECT_GE(bytes_new, shared + 6 * kMiB) << snaps->dump(2);
+  EXPECT_LE(bytes_new, shared + 6 * kMiB + 64 * kKiB) << snaps->dump(2);
+  std::optional<json> st = JsonOk(repo_, {"stats"});
+  ASSERT_TRUE(st);
+  const uint64_t stored = (*st)["stored_bytes"];
+  EXPECT_LT(stored, held - 7 * kMiB) << "the shared files' chunks are still stored twice";
+  EXPECT_EQ(PackBytes(repo_), stored);
+  std::cout << "[ info  ] file mode, held before commit: " << held
+            << " pack bytes; committed: " << stored << std::endl;
+  EXPECT_EQ(CheckHealthy(repo_, true), 0);
+  for (const json& s : (*snaps)["snapshots"]) {
+    const fs::path target = dir() / ("restored-" + s["volume_id"].get<std::string>());
+    RunResult r = InRepo({"restore", "--snapshot", s["id"], "--target", target.string()});
+    ASSERT_TRUE(r.ok()) << r.Describe();
+    EXPECT_EQ(DiffTrees(ListTree(s["volume_id"] == "a" ? a : b), ListTree(target)), "");
+  }
 }
 
 }  // namespace

@@ -375,6 +375,47 @@ TEST_F(RepositoryTest, ExclusiveLeaseExcludesEveryOtherLease) {
   EXPECT_EQ(all->size(), 1u);
 }
 
+TEST_F(RepositoryTest, CommitLeasesAreTakenOneAtATimeAndWaitForEachOther) {
+  auto r = OpenWith("pw");
+  ASSERT_TRUE(r.ok());
+  LeaseOptions fast;
+  fast.settle = std::chrono::milliseconds(1);
+  auto backup_a = Lease::Acquire(r->get(), false, "backup a", fast);
+  auto backup_b = Lease::Acquire(r->get(), false, "backup b", fast);
+  ASSERT_TRUE(backup_a.ok() && backup_b.ok());
+  auto commit_a = Lease::AcquireCommit(r->get(), "commit a", fast, std::chrono::seconds(5));
+  ASSERT_TRUE(commit_a.ok()) << "shared leases do not hold up a commit";
+  {
+    auto all = Lease::ListAll(r->get(), nullptr);
+    ASSERT_TRUE(all.ok());
+    int commits = 0;
+    for (const LeaseInfo& l : *all) commits += l.commit ? 1 : 0;
+    EXPECT_EQ(commits, 1);
+  }
+  // A second commit waits out its deadline while the first is held, and
+  // names the holder.
+  auto t0 = std::chrono::steady_clock::now();
+  auto refused = Lease::AcquireCommit(r->get(), "commit b", fast, std::chrono::milliseconds(400));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(400));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("commit a"), std::string::npos)
+      << refused.status().ToString();
+  // A prune is refused while a commit (and its backup) runs; a shared lease
+  // is still granted.
+  EXPECT_FALSE(Lease::Acquire(r->get(), true, "prune", fast).ok());
+  auto backup_c = Lease::Acquire(r->get(), false, "backup c", fast);
+  EXPECT_TRUE(backup_c.ok());
+  // Released while the second waits: the second gets it.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_TRUE((*commit_a)->Release().ok());
+  });
+  auto commit_b = Lease::AcquireCommit(r->get(), "commit b", fast, std::chrono::seconds(10));
+  release.join();
+  ASSERT_TRUE(commit_b.ok()) << commit_b.status().ToString();
+  EXPECT_TRUE((*commit_b)->CheckValid().ok());
+}
+
 TEST_F(RepositoryTest, LeaseOfADeadProcessOnThisHostIsStale) {
   LeaseInfo l = Lease::LocalIdentity();
   ASSERT_FALSE(l.boot_id.empty());

@@ -1,0 +1,192 @@
+#include "nodeagent/core/mover/commit.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+
+#include "nodeagent/core/repo/pack_writer.h"
+#include "nodeagent/core/util/failpoint.h"
+
+namespace bunker::mover {
+
+using repo::BlobEntry;
+using repo::BlobId;
+using repo::ObjectId;
+using repo::PackEntries;
+
+namespace {
+
+using IdSet = std::unordered_set<repo::Id, repo::IdHash>;
+
+}  // namespace
+
+Result<std::unique_ptr<BackupCommit>> BackupCommit::Begin(repo::Repository* repo,
+                                                          repo::Lease* lease,
+                                                          std::vector<PackEntries> packs,
+                                                          const std::string& operation,
+                                                          std::chrono::milliseconds max_wait) {
+  RETURN_IF_ERROR(Failpoint("backup.before_commit"));
+  std::unique_ptr<BackupCommit> c(new BackupCommit(repo, lease));
+  c->packs_ = std::move(packs);
+  if (lease != nullptr) {
+    ASSIGN_OR_RETURN(c->commit_lease_,
+                     repo::Lease::AcquireCommit(repo, "commit of " + operation,
+                                                repo::LeaseOptions::FromEnvironment(), max_wait));
+  }
+  if (!c->packs_.empty()) RETURN_IF_ERROR(c->Deduplicate());
+  return c;
+}
+
+BackupCommit::~BackupCommit() {
+  if (commit_lease_) commit_lease_->Release().IgnoreError();
+}
+
+Status BackupCommit::Deduplicate() {
+  IdSet ours;
+  for (const PackEntries& p : packs_) {
+    for (const BlobEntry& e : p.blobs) ours.insert(e.id);
+  }
+  // What other backups committed since this one loaded the index.
+  Result<std::vector<ObjectId>> listed = repo_->ListIndexFiles();
+  if (!listed.ok()) {
+    spdlog::warn("commit: {}; blobs another backup stored meanwhile may be stored twice",
+                 listed.status().ToString());
+    return Status::Ok();
+  }
+  const std::vector<ObjectId>& loaded = repo_->index_files();
+  const std::unordered_set<ObjectId, repo::IdHash> known(loaded.begin(), loaded.end());
+  std::unique_ptr<repo::BlobCodec> codec = repo_->NewCodec();
+  IdSet theirs;
+  for (const ObjectId& file : *listed) {
+    if (known.contains(file)) continue;
+    Result<std::vector<PackEntries>> entries = repo_->ReadIndexFile(file, codec.get());
+    if (!entries.ok()) {
+      spdlog::warn("commit: index file {} could not be read ({}); its blobs may be stored twice",
+                   repo::ShortHex(file), entries.status().ToString());
+      continue;
+    }
+    for (const PackEntries& p : *entries) {
+      for (const BlobEntry& e : p.blobs) {
+        if (ours.contains(e.id)) theirs.insert(e.id);
+      }
+    }
+  }
+  if (theirs.empty()) return Status::Ok();
+
+  // Per pack: keep it, delete it (nothing of its own left) or rewrite it.
+  CommitDedup d;
+  std::vector<PackEntries> kept;
+  std::vector<PackEntries> rewrite;  // the blobs to keep
+  std::vector<ObjectId> replaced;
+  for (const PackEntries& p : packs_) {
+    PackEntries live{p.pack, {}};
+    for (const BlobEntry& e : p.blobs) {
+      if (!theirs.contains(e.id)) {
+        live.blobs.push_back(e);
+        continue;
+      }
+      ++d.blobs;
+      if (e.type == repo::BlobType::kData) {
+        ++d.data_blobs;
+        d.data_bytes += e.raw_length;
+      }
+    }
+    if (live.blobs.size() == p.blobs.size()) {
+      kept.push_back(p);
+      continue;
+    }
+    replaced.push_back(p.pack);
+    Result<backend::ObjectInfo> info = repo_->backend()->Stat(repo::PackName(p.pack));
+    if (info.ok()) d.bytes_removed += info->size;
+    if (live.blobs.empty()) {
+      ++d.packs_deleted;
+    } else {
+      ++d.packs_rewritten;
+      rewrite.push_back(std::move(live));
+    }
+  }
+
+  // The rewrite: each kept blob copied as stored, after it decodes. Small
+  // packs and one uploader: these are the remainders of packs, and the
+  // backup's own buffers are still held.
+  if (!rewrite.empty()) {
+    repo::PackWriter writer(repo_, repo::PackWriterOptions{4 << 20, 1, 1});
+    Bytes sealed, plain;
+    auto copy = [&]() -> Status {
+      for (const PackEntries& p : rewrite) {
+        const std::string name = repo::PackName(p.pack);
+        for (const BlobEntry& e : p.blobs) {
+          RETURN_IF_ERROR(repo_->backend()->GetRangeInto(name, e.offset, e.length, &sealed));
+          RETURN_IF_ERROR(codec->Decode(e, sealed, name, &plain));
+          RETURN_IF_ERROR(Failpoint("backup.commit.rewrite"));
+          RETURN_IF_ERROR(writer.Add(e, sealed));
+        }
+      }
+      return Status::Ok();
+    };
+    Status st = copy();
+    Result<std::vector<PackEntries>> written =
+        st.ok() ? writer.Finish() : Result<std::vector<PackEntries>>(st);
+    if (!written.ok()) {
+      // Its own fresh blobs not reading back as written is damage: the
+      // backup fails rather than commit them. Anything else only costs the
+      // space the deduplication would have saved.
+      if (written.status().code() == Code::kCorruption) {
+        return written.Annotated("commit: rereading this backup's own pack");
+      }
+      spdlog::warn(
+          "commit: could not rewrite packs without the {} blobs another backup stored "
+          "meanwhile ({}); they stay stored twice until a prune",
+          d.blobs, written.status().ToString());
+      return Status::Ok();
+    }
+    d.bytes_written = writer.bytes_uploaded();
+    for (PackEntries& p : *written) kept.push_back(std::move(p));
+  }
+  spdlog::info(
+      "commit: {} blobs ({} bytes of chunks) were stored meanwhile by another backup; "
+      "{} packs deleted, {} rewritten",
+      d.blobs, d.data_bytes, d.packs_deleted, d.packs_rewritten);
+  packs_ = std::move(kept);
+  replaced_ = std::move(replaced);
+  dedup_ = d;
+  return Status::Ok();
+}
+
+Status BackupCommit::CheckValid() const {
+  if (lease_ != nullptr) RETURN_IF_ERROR(lease_->CheckValid());
+  if (commit_lease_) RETURN_IF_ERROR(commit_lease_->CheckValid());
+  return Status::Ok();
+}
+
+void BackupCommit::AdjustStats(repo::SnapshotStats* s) const {
+  const uint64_t bytes = std::min(s->bytes_new, dedup_.data_bytes);
+  const uint64_t blobs = std::min(s->blobs_new, dedup_.data_blobs);
+  s->bytes_new -= bytes;
+  s->bytes_reused += bytes;
+  s->blobs_new -= blobs;
+  s->blobs_reused += blobs;
+  s->bytes_stored =
+      s->bytes_stored - std::min(s->bytes_stored, dedup_.bytes_removed) + dedup_.bytes_written;
+}
+
+void BackupCommit::Finish() {
+  for (const ObjectId& pack : replaced_) {
+    Status st = Failpoint("backup.commit.delete_pack");
+    if (st.ok()) st = repo_->backend()->Delete(repo::PackName(pack));
+    if (!st.ok()) {
+      spdlog::warn(
+          "commit: pack {} (its blobs are stored elsewhere) was not deleted: {}; prune "
+          "removes it",
+          repo::ShortHex(pack), st.ToString());
+    }
+  }
+  replaced_.clear();
+  if (commit_lease_) {
+    commit_lease_->Release().IgnoreError();
+    commit_lease_.reset();
+  }
+}
+
+}  // namespace bunker::mover
