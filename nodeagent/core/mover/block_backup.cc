@@ -365,7 +365,7 @@ Result<BackupResult> BackupBlockVolume(repo::Repository* repo, repo::Lease* leas
   snap.stats.bytes_stored = packer.bytes_uploaded();
   snap.stats.blobs_new = blobs_new;
   snap.stats.blobs_reused = blobs_reused;
-  commit->AdjustStats(&snap.stats);
+  commit->AdjustStats(&snap.stats, /*with_meta=*/false);
   if (options.progress) {
     options.progress->bytes_new = snap.stats.bytes_new;
     options.progress->bytes_stored = snap.stats.bytes_stored;

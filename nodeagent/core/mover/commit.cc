@@ -87,6 +87,7 @@ Status BackupCommit::Deduplicate() {
         continue;
       }
       ++d.blobs;
+      d.raw_bytes += e.raw_length;
       if (e.type == repo::BlobType::kData) {
         ++d.data_blobs;
         d.data_bytes += e.raw_length;
@@ -160,9 +161,9 @@ Status BackupCommit::CheckValid() const {
   return Status::Ok();
 }
 
-void BackupCommit::AdjustStats(repo::SnapshotStats* s) const {
-  const uint64_t bytes = std::min(s->bytes_new, dedup_.data_bytes);
-  const uint64_t blobs = std::min(s->blobs_new, dedup_.data_blobs);
+void BackupCommit::AdjustStats(repo::SnapshotStats* s, bool with_meta) const {
+  const uint64_t bytes = std::min(s->bytes_new, with_meta ? dedup_.raw_bytes : dedup_.data_bytes);
+  const uint64_t blobs = std::min(s->blobs_new, with_meta ? dedup_.blobs : dedup_.data_blobs);
   s->bytes_new -= bytes;
   s->bytes_reused += bytes;
   s->blobs_new -= blobs;

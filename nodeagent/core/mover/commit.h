@@ -32,8 +32,9 @@ namespace bunker::mover {
 // What the commit found committed by others meanwhile, and what it did.
 struct CommitDedup {
   uint64_t blobs = 0;            // blobs another backup committed first
+  uint64_t raw_bytes = 0;        // their plaintext bytes
   uint64_t data_blobs = 0;       // of which chunks (data blobs)
-  uint64_t data_bytes = 0;       // their plaintext bytes
+  uint64_t data_bytes = 0;       // and their plaintext bytes
   uint64_t packs_deleted = 0;    // packs that held only such blobs
   uint64_t packs_rewritten = 0;  // packs that held some
   uint64_t bytes_removed = 0;    // stored bytes of those packs
@@ -61,9 +62,10 @@ class BackupCommit {
   const CommitDedup& dedup() const { return dedup_; }
   // OK while the backup's lease and the commit lease both hold.
   Status CheckValid() const;
-  // Counts the deduplicated chunks as reused instead of new, and the stored
-  // bytes as the location now holds them.
-  void AdjustStats(repo::SnapshotStats* stats) const;
+  // Counts the deduplicated blobs as reused instead of new, and the stored
+  // bytes as the location now holds them. `with_meta`: the statistics count
+  // meta blobs too (file mode's trees), not only chunks (block mode).
+  void AdjustStats(repo::SnapshotStats* stats, bool with_meta) const;
   // After the snapshot is written: deletes the packs replaced (a failure is
   // a warning: they are garbage that prune removes) and releases the commit
   // lease.

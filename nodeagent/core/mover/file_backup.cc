@@ -315,7 +315,7 @@ Result<BackupResult> FileBackup::Run(repo::Lease* lease) {
   s.blobs_reused = blobs_reused_;
   s.files_new = files_new_;
   s.files_unchanged = files_unchanged_;
-  commit->AdjustStats(&s);
+  commit->AdjustStats(&s, /*with_meta=*/true);
   if (options_.progress) {
     options_.progress->bytes_new = s.bytes_new;
     options_.progress->bytes_stored = s.bytes_stored;

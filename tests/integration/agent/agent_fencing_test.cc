@@ -409,6 +409,7 @@ TEST_F(AgentFencingTest, FileModeBackupsHeldTogetherStoreSharedFilesOnce) {
   }
   put(a / "own", {Random(seed(9), 3 * kMiB)});
   put(b / "own", {Random(seed(10), 3 * kMiB)});
+
   const fs::path log_a = dir() / "a.log", log_b = dir() / "b.log";
   const std::string hold = "BUNKER_FAILPOINT=backup.before_commit:stop";
   Result<Process> pa = Spawn({"backup", "--volume", a.string(), "--volume-id", "a"}, {hold}, log_a);
@@ -437,6 +438,9 @@ TEST_F(AgentFencingTest, FileModeBackupsHeldTogetherStoreSharedFilesOnce) {
   EXPECT_LE(bytes_new, shared + 6 * kMiB + 64 * kKiB) << snaps->dump(2);
   std::optional<json> st = JsonOk(repo_, {"stats"});
   ASSERT_TRUE(st);
+  // File mode counts trees in its new bytes too: the two snapshots' new
+  // bytes are every distinct blob once.
+  EXPECT_EQ(bytes_new, (*st)["unique_raw_bytes"].get<uint64_t>()) << st->dump(2);
   const uint64_t stored = (*st)["stored_bytes"];
   EXPECT_LT(stored, held - 7 * kMiB) << "the shared files' chunks are still stored twice";
   EXPECT_EQ(PackBytes(repo_), stored);
@@ -449,6 +453,48 @@ TEST_F(AgentFencingTest, FileModeBackupsHeldTogetherStoreSharedFilesOnce) {
     ASSERT_TRUE(r.ok()) << r.Describe();
     EXPECT_EQ(DiffTrees(ListTree(s["volume_id"] == "a" ? a : b), ListTree(target)), "");
   }
+}
+
+// One tree backed up under two volume ids at once: its tree blobs are the
+// same too (they record inodes and ctimes), so the later commit drops every
+// blob and its snapshot counts everything, trees included, as reused.
+TEST_F(AgentFencingTest, SameTreeBackedUpTwiceAtOnceIsStoredOnce) {
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  const fs::path tree = dir() / "tree";
+  fs::create_directories(tree / "sub");
+  std::ofstream(tree / "one", std::ios::binary) << ImageBytes({Random(uint64_t{21} << 40, kMiB)});
+  std::ofstream(tree / "sub" / "two", std::ios::binary)
+      << ImageBytes({Text(uint64_t{22} << 40, 2 * kMiB)});
+  const std::string hold = "BUNKER_FAILPOINT=backup.before_commit:stop";
+  std::vector<Process> procs;
+  for (const std::string id : {"first", "second"}) {
+    Result<Process> p = Spawn({"backup", "--volume", tree.string(), "--volume-id", id}, {hold},
+                              dir() / (id + ".log"));
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    procs.push_back(std::move(*p));
+  }
+  for (Process& p : procs) ASSERT_TRUE(WaitStopped(&p));
+  for (Process& p : procs) ASSERT_EQ(::kill(p.pid(), SIGCONT), 0);
+  for (Process& p : procs) EXPECT_EQ(WaitExit(&p), "exit 0");
+
+  std::optional<json> snaps = Snapshots(repo_);
+  ASSERT_TRUE(snaps);
+  ASSERT_EQ((*snaps)["snapshots"].size(), 2u) << snaps->dump(2);
+  const json& a = (*snaps)["snapshots"][0]["stats"];
+  const json& b = (*snaps)["snapshots"][1]["stats"];
+  // One of them stored everything, the other nothing.
+  const json& stored_all = a["bytes_new"] > b["bytes_new"] ? a : b;
+  const json& stored_none = a["bytes_new"] > b["bytes_new"] ? b : a;
+  EXPECT_EQ(stored_none["bytes_new"], 0) << snaps->dump(2);
+  EXPECT_EQ(stored_none["blobs_new"], 0) << snaps->dump(2);
+  EXPECT_EQ(stored_none["bytes_stored"], 0) << snaps->dump(2);
+  EXPECT_EQ(stored_none["bytes_reused"], stored_all["bytes_new"]) << snaps->dump(2);
+  EXPECT_EQ(stored_none["blobs_reused"], stored_all["blobs_new"]) << snaps->dump(2);
+  std::optional<json> st = JsonOk(repo_, {"stats"});
+  ASSERT_TRUE(st);
+  EXPECT_EQ((*st)["unique_raw_bytes"], stored_all["bytes_new"]) << st->dump(2);
+  EXPECT_EQ(PackBytes(repo_), (*st)["stored_bytes"].get<uint64_t>());
+  EXPECT_EQ(CheckHealthy(repo_, true), 0);
 }
 
 }  // namespace
