@@ -11,7 +11,6 @@
 namespace bunker::mover {
 
 using repo::BlobEntry;
-using repo::BlobId;
 using repo::ObjectId;
 using repo::PackEntries;
 
@@ -29,12 +28,31 @@ Result<std::unique_ptr<BackupCommit>> BackupCommit::Begin(repo::Repository* repo
   RETURN_IF_ERROR(Failpoint("backup.before_commit"));
   std::unique_ptr<BackupCommit> c(new BackupCommit(repo, lease));
   c->packs_ = std::move(packs);
+  // Nothing new stored: nothing to drop, no one to wait for.
+  if (c->packs_.empty()) return c;
   if (lease != nullptr) {
-    ASSIGN_OR_RETURN(c->commit_lease_,
-                     repo::Lease::AcquireCommit(repo, "commit of " + operation,
-                                                repo::LeaseOptions::FromEnvironment(), max_wait));
+    // The commit lease only orders commits, so that the later sees the
+    // earlier; dropping a blob is safe without it (only a blob a committed
+    // index lists is dropped, and an index is written after its own
+    // backup's reading). So a commit that cannot get it goes on without.
+    const repo::LeaseOptions options = repo::LeaseOptions::FromEnvironment();
+    if (max_wait.count() <= 0) {
+      // Twice a commit lease's ttl: long enough for one whose holder died
+      // on another host to expire.
+      max_wait = 2 * std::min<std::chrono::milliseconds>(options.ttl, std::chrono::seconds(60));
+    }
+    Result<std::unique_ptr<repo::Lease>> commit_lease =
+        repo::Lease::AcquireCommit(repo, "commit of " + operation, options, max_wait);
+    if (commit_lease.ok()) {
+      c->commit_lease_ = std::move(*commit_lease);
+    } else {
+      spdlog::warn(
+          "commit: {}; committing without it (chunks another backup stores at the same moment "
+          "may be stored twice until a prune)",
+          commit_lease.status().ToString());
+    }
   }
-  if (!c->packs_.empty()) RETURN_IF_ERROR(c->Deduplicate());
+  RETURN_IF_ERROR(c->Deduplicate());
   return c;
 }
 
@@ -130,11 +148,13 @@ Status BackupCommit::Deduplicate() {
     Result<std::vector<PackEntries>> written =
         st.ok() ? writer.Finish() : Result<std::vector<PackEntries>>(st);
     if (!written.ok()) {
-      // Its own fresh blobs not reading back as written is damage: the
-      // backup fails rather than commit them. Anything else only costs the
+      // Its own fresh blobs not reading back as written, or a pack of its
+      // own gone, is damage: the backup fails rather than commit them.
+      // Anything else (the location unreachable for a while) only costs the
       // space the deduplication would have saved.
-      if (written.status().code() == Code::kCorruption) {
-        return written.Annotated("commit: rereading this backup's own pack");
+      const Code code = written.status().code();
+      if (code == Code::kCorruption || code == Code::kNotFound) {
+        return written.Annotated("commit: rereading this backup's own packs");
       }
       spdlog::warn(
           "commit: could not rewrite packs without the {} blobs another backup stored "
@@ -146,9 +166,9 @@ Status BackupCommit::Deduplicate() {
     for (PackEntries& p : *written) kept.push_back(std::move(p));
   }
   spdlog::info(
-      "commit: {} blobs ({} bytes of chunks) were stored meanwhile by another backup; "
-      "{} packs deleted, {} rewritten",
-      d.blobs, d.data_bytes, d.packs_deleted, d.packs_rewritten);
+      "commit: {} blobs ({} bytes) were stored meanwhile by another backup; {} packs to "
+      "delete, {} rewritten",
+      d.blobs, d.raw_bytes, d.packs_deleted, d.packs_rewritten);
   packs_ = std::move(kept);
   replaced_ = std::move(replaced);
   dedup_ = d;
@@ -156,8 +176,10 @@ Status BackupCommit::Deduplicate() {
 }
 
 Status BackupCommit::CheckValid() const {
+  // The backup's own lease is the fence. The commit lease lapsing (a stall
+  // longer than its ttl) lets another commit overlap this one, which at
+  // worst stores a chunk twice: not a reason to fail.
   if (lease_ != nullptr) RETURN_IF_ERROR(lease_->CheckValid());
-  if (commit_lease_) RETURN_IF_ERROR(commit_lease_->CheckValid());
   return Status::Ok();
 }
 

@@ -9,7 +9,7 @@
 // left with no blob of its own is deleted; one left with some is rewritten
 // with those alone (each copied as stored, after it decodes and matches its
 // id). So the location holds a shared chunk once, and the later backup's
-// statistics count it as reused (FORMAT.md, "Commit").
+// statistics count it as reused (FORMAT.md, "Order of writes").
 //
 // Until its index is written no one refers to this backup's packs (prune,
 // which deletes packs no index lists, is kept out by the backup's shared
@@ -43,24 +43,28 @@ struct CommitDedup {
 
 class BackupCommit {
  public:
-  // Fails at the failpoint backup.before_commit. With `lease` (the backup's
-  // own), takes the commit lease, waiting up to `max_wait` for another
-  // backup's commit; without one (a caller that holds no lease at all) it
-  // deduplicates all the same. `packs` are the backup's new packs
-  // (PackWriter::Finish). A blob of this backup's that fails to decode when
-  // read back for a rewrite fails the commit (Corruption); other errors
-  // while deduplicating leave the packs as they are, with a warning.
-  static Result<std::unique_ptr<BackupCommit>> Begin(
-      repo::Repository* repo, repo::Lease* lease, std::vector<repo::PackEntries> packs,
-      const std::string& operation, std::chrono::milliseconds max_wait = std::chrono::minutes(10));
+  // Fails at the failpoint backup.before_commit. `packs` are the backup's
+  // new packs (PackWriter::Finish); with none there is nothing to do. With
+  // `lease` (the backup's own), takes the commit lease, waiting up to
+  // `max_wait` (0: twice the commit lease's ttl, two minutes) for another
+  // backup's commit; a commit lease it cannot get
+  // (timeout, errors) is a warning, and it deduplicates all the same, as it
+  // does without `lease` (a caller that holds no lease at all). A blob of its
+  // own that fails to decode when read back for a rewrite, or a pack of its
+  // own gone, fails the commit (Corruption, NotFound); other errors while
+  // deduplicating leave the packs as they are, with a warning.
+  static Result<std::unique_ptr<BackupCommit>> Begin(repo::Repository* repo, repo::Lease* lease,
+                                                     std::vector<repo::PackEntries> packs,
+                                                     const std::string& operation,
+                                                     std::chrono::milliseconds max_wait = {});
   ~BackupCommit();  // releases the commit lease
   BackupCommit(const BackupCommit&) = delete;
   BackupCommit& operator=(const BackupCommit&) = delete;
 
   // The packs the backup's index lists.
   const std::vector<repo::PackEntries>& packs() const { return packs_; }
-  const CommitDedup& dedup() const { return dedup_; }
-  // OK while the backup's lease and the commit lease both hold.
+  // OK while the backup's lease holds (the commit lease only orders
+  // commits; see Begin).
   Status CheckValid() const;
   // Counts the deduplicated blobs as reused instead of new, and the stored
   // bytes as the location now holds them. `with_meta`: the statistics count

@@ -218,6 +218,15 @@ Result<std::unique_ptr<Lease>> Lease::Take(
   auto past_deadline = [&] { return !deadline || std::chrono::steady_clock::now() >= *deadline; };
   const auto settle =
       options.settle.count() >= 0 ? options.settle : repo->backend()->ListSettleTime();
+  const auto started = std::chrono::steady_clock::now();
+  auto waited_s = [&] {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+            .count());
+  };
+  // Between listings while waiting: 50-250 ms at first, growing to 2-2.2 s,
+  // so that many waiters do not keep a remote store busy with listings.
+  int wait_ms = 50;
   bool waited = false;  // logged once
   for (int attempt = 1;; ++attempt) {
     std::vector<std::string> unreadable;
@@ -225,13 +234,14 @@ Result<std::unique_ptr<Lease>> Lease::Take(
     std::string who;
     if (conflicts(before, "", &who)) {
       if (past_deadline()) {
-        return FailedPrecondition("repository " + repo->backend()->Describe() +
-                                  " is locked: " + who);
+        return FailedPrecondition("repository " + repo->backend()->Describe() + " is locked: " +
+                                  who + (waited ? " (waited " + waited_s() + " s)" : ""));
       }
       if (!waited) spdlog::info("waiting for {}", who);
       waited = true;
-      ASSIGN_OR_RETURN(std::chrono::milliseconds pause, random_ms(50, 200));
-      std::this_thread::sleep_for(pause);
+      ASSIGN_OR_RETURN(std::chrono::milliseconds jitter, random_ms(0, 200));
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms) + jitter);
+      wait_ms = std::min(2000, wait_ms * 3 / 2);
       --attempt;  // waiting is not a contest
       continue;
     }
@@ -284,6 +294,7 @@ Result<std::unique_ptr<Lease>> Lease::Take(
       }
     }
     lease->refresher_ = std::thread([l = lease.get()] { l->RefreshLoop(); });
+    if (waited) spdlog::info("took {} after waiting {} s", lease->info_.name, waited_s());
     return lease;
   }
 }
