@@ -227,7 +227,8 @@ Result<std::unique_ptr<Lease>> Lease::Take(
   // Between listings while waiting: 50-250 ms at first, growing to 2-2.2 s,
   // so that many waiters do not keep a remote store busy with listings.
   int wait_ms = 50;
-  bool waited = false;  // logged once
+  bool waited = false;  // logged once at info level
+  bool warned = false;  // and once more, as a warning, when it lasts
   for (int attempt = 1;; ++attempt) {
     std::vector<std::string> unreadable;
     ASSIGN_OR_RETURN(std::vector<LeaseInfo> before, ListAll(repo, &unreadable));
@@ -239,6 +240,10 @@ Result<std::unique_ptr<Lease>> Lease::Take(
       }
       if (!waited) spdlog::info("waiting for {}", who);
       waited = true;
+      if (!warned && std::chrono::steady_clock::now() - started >= std::chrono::seconds(5)) {
+        spdlog::warn("still waiting for {} ({} s so far)", who, waited_s());
+        warned = true;
+      }
       ASSIGN_OR_RETURN(std::chrono::milliseconds jitter, random_ms(0, 200));
       std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms) + jitter);
       wait_ms = std::min(2000, wait_ms * 3 / 2);

@@ -551,6 +551,7 @@ TEST_F(AgentFencingTest, CommitLeaseHeldByAFrozenBackupDelaysOthersButFailsNone)
       InRepo({"backup", "--volume", y.string(), "--volume-id", "pvc-y", "--json"}, {kTiming});
   const auto waited = std::chrono::steady_clock::now() - t0;
   ASSERT_TRUE(ry.ok()) << ry.Describe();
+  EXPECT_NE(ry.err.find("still waiting for commit lease"), std::string::npos) << ry.Describe();
   EXPECT_NE(ry.err.find("committing without it"), std::string::npos) << ry.Describe();
   EXPECT_NE(ry.err.find("commit lease"), std::string::npos) << "names the holder\n"
                                                             << ry.Describe();
