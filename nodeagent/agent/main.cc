@@ -100,6 +100,11 @@ int main(int argc, char** argv) {
 
   BackupArgs backup;
   CLI::App* backup_cmd = app.add_subcommand("backup", "Back up a volume");
+  backup_cmd->footer(
+      std::string("Backups of different volumes may run at once into one repository. They\n"
+                  "commit one at a time (a commit lease in the repository); a chunk that two\n"
+                  "of them stored is kept once, and counted as reused by the later.\n\n") +
+      kFooter);
   backup_cmd
       ->add_option("--volume", backup.volume,
                    "Block device, image file (block mode) or directory (file mode)")
