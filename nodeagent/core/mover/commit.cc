@@ -131,16 +131,10 @@ Status BackupCommit::Deduplicate() {
   // backup's own buffers are still held.
   if (!rewrite.empty()) {
     repo::PackWriter writer(repo_, repo::PackWriterOptions{4 << 20, 1, 1});
-    Bytes sealed, plain;
     auto copy = [&]() -> Status {
       for (const PackEntries& p : rewrite) {
-        const std::string name = repo::PackName(p.pack);
-        for (const BlobEntry& e : p.blobs) {
-          RETURN_IF_ERROR(repo_->backend()->GetRangeInto(name, e.offset, e.length, &sealed));
-          RETURN_IF_ERROR(codec->Decode(e, sealed, name, &plain));
-          RETURN_IF_ERROR(Failpoint("backup.commit.rewrite"));
-          RETURN_IF_ERROR(writer.Add(e, sealed));
-        }
+        RETURN_IF_ERROR(writer.CopyBlobs(p.pack, p.blobs, codec.get(),
+                                         [] { return Failpoint("backup.commit.rewrite"); }));
       }
       return Status::Ok();
     };

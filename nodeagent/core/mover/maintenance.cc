@@ -496,15 +496,9 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
   if (!repack.empty()) {
     repo::PackWriter writer(repo, repo::PackWriterOptions{});
     for (const auto& [pack, live] : repack) {
-      std::string name = repo::PackName(pack);
-      for (const BlobEntry& e : live) {
-        ASSIGN_OR_RETURN(Bytes sealed, b->GetRange(name, e.offset, e.length));
-        Bytes plain;
-        RETURN_IF_ERROR(
-            codec->Decode(e, sealed, name, &plain).Annotate("prune: live blob cannot be copied"));
-        RETURN_IF_ERROR(Failpoint("prune.repack.add"));
-        RETURN_IF_ERROR(writer.Add(e, sealed));
-      }
+      RETURN_IF_ERROR(
+          writer.CopyBlobs(pack, live, codec.get(), [] { return Failpoint("prune.repack.add"); })
+              .Annotate("prune: live blob cannot be copied"));
     }
     ASSIGN_OR_RETURN(new_packs, writer.Finish());
     report.packs_written = new_packs.size();

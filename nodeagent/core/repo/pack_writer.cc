@@ -302,6 +302,19 @@ void PackWriter::UploadLoop() {
   }
 }
 
+Status PackWriter::CopyBlobs(const ObjectId& pack, const std::vector<BlobEntry>& blobs,
+                             BlobCodec* codec, const std::function<Status()>& before_add) {
+  const std::string name = PackName(pack);
+  Bytes sealed, plain;
+  for (const BlobEntry& e : blobs) {
+    RETURN_IF_ERROR(repo_->backend()->GetRangeInto(name, e.offset, e.length, &sealed));
+    RETURN_IF_ERROR(codec->Decode(e, sealed, name, &plain));
+    RETURN_IF_ERROR(before_add());
+    RETURN_IF_ERROR(Add(e, sealed));
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<PackEntries>> PackWriter::Finish() {
   {
     std::lock_guard lock(mu_);

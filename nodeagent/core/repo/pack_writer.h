@@ -128,6 +128,13 @@ class PackWriter {
   // uploaded since construction (for the index file), or the first error.
   Result<std::vector<PackEntries>> Finish();
 
+  // Appends `blobs` of the stored pack `pack` as they are stored (no new
+  // sealing), each read with one ranged get and appended only after it
+  // decodes and matches its id; `before_add` runs before each append (a
+  // caller's failpoint). Prune's repack and a backup's commit.
+  Status CopyBlobs(const ObjectId& pack, const std::vector<BlobEntry>& blobs, BlobCodec* codec,
+                   const std::function<Status()>& before_add);
+
   uint64_t bytes_uploaded() const { return bytes_uploaded_.load(); }
   uint64_t packs_uploaded() const { return packs_uploaded_.load(); }
 
