@@ -25,7 +25,11 @@ PHASES = ["full", "incremental", "restore"]
 RATIO_TARGETS = [("full", 4.0), ("incremental", 5.0), ("restore", 3.5)]
 RSS_TARGET_MIB = 128.0
 FLAT_TOLERANCE = 0.10  # 4 GiB peak RSS may exceed the 1 GiB one by at most 10%
-TOOL_NAMES = {"bunker": "bunker-agent", "restic": "restic", "borg": "borg"}
+TOOL_NAMES = {"bunker": "bunker-agent", "restic": "restic", "borg": "borg", "restic-v1": "restic v1 repo"}
+# The targets compare with "restic": restic on its defaults. "restic-v1" (a v1
+# repository, no compression: restic's fastest full backup) is a second,
+# stricter comparison, reported but not a target.
+STRICT_REF = "restic-v1"
 
 
 def read_runs(path, size):
@@ -152,6 +156,24 @@ def targets(rows, tools):
     return out
 
 
+def strict_comparison(rows):
+    """bunker-agent MB/s over restic-v1's, per phase, where both were measured."""
+    by = {(r["tool"], r["phase"]): r for r in rows}
+    out = {}
+    for phase in PHASES:
+        b, r = by.get(("bunker", phase)), by.get((STRICT_REF, phase))
+        if b and r and b.get("status") == "ok" and r.get("status") == "ok" and r.get("mb_per_s"):
+            out[phase] = b["mb_per_s"] / r["mb_per_s"]
+    return out
+
+
+def strict_line(ratios):
+    if not ratios:
+        return None
+    return ("also vs restic with a v1 repository (no compression; not a target): " +
+            ", ".join("%s %.2fx" % (p, ratios[p]) for p in PHASES if p in ratios))
+
+
 def fmt(v, spec):
     return "—" if v is None else format(v, spec)
 
@@ -205,14 +227,20 @@ def cmd_table(a):
     ts = targets(rows, tools)
     md = table_markdown(rows, meta, meta["repeat"])
     tl = targets_line(ts)
+    strict = strict_comparison(rows)
+    sl = strict_line(strict)
     print()
     print(md)
     print()
     print(tl)
+    if sl:
+        print(sl)
     st = meta.get("settings", {})
     print("settings: " + " | ".join("%s: %s" % (TOOL_NAMES[t], " ".join(st[t].split()))
                                     for t in tools if t in st)
-          + (" (restic repository v%s)" % meta["restic_repo_version"] if "restic_repo_version" in meta else ""))
+          + (" (restic repository v%s)" % meta["restic_repo_version"] if "restic_repo_version" in meta else "")
+          + (" (restic-v1 repository v%s)" % meta["restic_v1_repo_version"]
+             if "restic_v1_repo_version" in meta else ""))
     repo = ["%s %s" % (TOOL_NAMES[r["tool"]], " -> ".join(
                 "%.0f MiB" % (x["repo_bytes_after"] / 2**20) for x in rows
                 if x["tool"] == r["tool"] and "repo_bytes_after" in x))
@@ -237,7 +265,8 @@ def cmd_table(a):
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
     with open(a.json, "w") as f:
         json.dump({"meta": meta, "tools": tools, "rows": rows, "targets": ts,
-                   "table_markdown": md, "targets_line": tl, "runs": runs}, f, indent=2)
+                   "table_markdown": md, "targets_line": tl, "vs_restic_v1": strict,
+                   "vs_restic_v1_line": sl, "runs": runs}, f, indent=2)
     print("results written to %s" % a.json)
     return 0
 
@@ -442,6 +471,8 @@ def cmd_final(a):
                 print("!!! %d GiB: %s restore produced a DIFFERENT image" % (size, TOOL_NAMES[r["tool"]]))
                 rc = 1
         print("%d GiB %s" % (size, d["targets_line"]))
+        if d.get("vs_restic_v1_line"):
+            print("%d GiB %s" % (size, d["vs_restic_v1_line"]))
         if a.strict and any(t["verdict"].startswith(("MISS", "FAIL", "NOT MEASURED")) for t in d["targets"]):
             rc = 1
     return rc
