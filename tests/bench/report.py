@@ -27,8 +27,8 @@ RSS_TARGET_MIB = 128.0
 FLAT_TOLERANCE = 0.10  # 4 GiB peak RSS may exceed the 1 GiB one by at most 10%
 TOOL_NAMES = {"bunker": "bunker-agent", "restic": "restic", "borg": "borg", "restic-v1": "restic v1 repo"}
 # The targets compare with "restic": restic on its defaults. "restic-v1" (a v1
-# repository, no compression: restic's fastest full backup) is a second,
-# stricter comparison, reported but not a target.
+# repository, no compression) is a second reference, reported but not a
+# target: which of the two is faster depends on the image size and the run.
 STRICT_REF = "restic-v1"
 
 

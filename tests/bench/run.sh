@@ -12,9 +12,8 @@
 #                                                 (repository v2, zstd "auto"): the
 #                                                 baseline of the "x restic" column
 #                                      restic-v1  restic with a v1 repository (no
-#                                                 compression), restic's fastest full
-#                                                 backup here: a second, stricter
-#                                                 comparison printed under the table
+#                                                 compression): a second reference,
+#                                                 its ratios printed under the table
 #                                    may also name extra tables, off by default (slower,
 #                                    they start servers):
 #                                      s3     bunker-agent vs restic, both on s3rver
