@@ -116,8 +116,14 @@ Status BackupCommit::Deduplicate() {
       continue;
     }
     replaced.push_back(p.pack);
-    Result<backend::ObjectInfo> info = repo_->backend()->Stat(repo::PackName(p.pack));
-    if (info.ok()) d.bytes_removed += info->size;
+    // The writer knows what it uploaded; asking the location costs a round
+    // trip per pack (a HEAD on S3) and, when it fails, the statistics.
+    if (p.stored_size > 0) {
+      d.bytes_removed += p.stored_size;
+    } else if (Result<backend::ObjectInfo> info = repo_->backend()->Stat(repo::PackName(p.pack));
+               info.ok()) {
+      d.bytes_removed += info->size;
+    }
     if (live.blobs.empty()) {
       ++d.packs_deleted;
     } else {

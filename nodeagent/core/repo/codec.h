@@ -54,6 +54,9 @@ struct BlobEntry {
 struct PackEntries {
   ObjectId pack{};
   std::vector<BlobEntry> blobs;
+  // Bytes of the pack object as uploaded, when the one who wrote it says so
+  // (PackWriter); 0 when unknown (entries read back from index files).
+  uint64_t stored_size = 0;
 };
 
 // Seals, opens and identifies blobs and sealed objects with the repository

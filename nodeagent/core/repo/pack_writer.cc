@@ -288,7 +288,7 @@ void PackWriter::UploadLoop() {
     {
       std::lock_guard lock(done_mu_);
       if (st.ok()) {
-        PackEntries entries{id, std::move(p->blobs)};
+        PackEntries entries{id, std::move(p->blobs), p->data.size()};
         repo_->index().AddPack(entries);
         bytes_uploaded_ += p->data.size();
         ++packs_uploaded_;

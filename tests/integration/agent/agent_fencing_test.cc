@@ -314,12 +314,13 @@ TEST_F(AgentFencingTest, BackupsHeldTogetherBeforeCommitStoreSharedChunksOnce) {
   std::optional<json> snaps = Snapshots(repo_);
   ASSERT_TRUE(snaps);
   ASSERT_EQ((*snaps)["snapshots"].size(), 2u) << snaps->dump(2);
-  uint64_t bytes_new = 0, bytes_reused = 0;
+  uint64_t bytes_new = 0, bytes_reused = 0, bytes_stored = 0;
   std::map<std::string, std::string> ids;  // volume id -> snapshot id
   for (const json& s : (*snaps)["snapshots"]) {
     ids[s["volume_id"].get<std::string>()] = s["id"].get<std::string>();
     bytes_new += s["stats"]["bytes_new"].get<uint64_t>();
     bytes_reused += s["stats"]["bytes_reused"].get<uint64_t>();
+    bytes_stored += s["stats"]["bytes_stored"].get<uint64_t>();
   }
   EXPECT_EQ(bytes_new, 32 * kMiB) << "each chunk is new in exactly one snapshot\n"
                                   << snaps->dump(2);
@@ -332,6 +333,10 @@ TEST_F(AgentFencingTest, BackupsHeldTogetherBeforeCommitStoreSharedChunksOnce) {
   // per-blob and per-pack overhead and two content lists.
   EXPECT_LE(stored, 32 * kMiB + 256 * kKiB) << st->dump(2);
   EXPECT_EQ(PackBytes(repo_), stored) << "a pack in no index was left behind";
+  // The later commit's statistics subtract the packs it replaced and add
+  // those it wrote instead: together the snapshots account for every byte
+  // the location holds, no more.
+  EXPECT_EQ(bytes_stored, stored) << snaps->dump(2);
   std::cout << "[ info  ] held before commit: " << held << " pack bytes; committed: " << stored
             << std::endl;
 

@@ -216,8 +216,17 @@ TEST_F(RepositoryTest, PackWriterRoomsAreSealedIntoThePackOnlyOnceAllAreCommitte
   ASSERT_TRUE(packs.ok()) << packs.status().ToString();
   EXPECT_GE(packs->size(), 10u);
   size_t listed = 0;
-  for (const PackEntries& p : *packs) listed += p.blobs.size();
+  uint64_t stored = 0;
+  for (const PackEntries& p : *packs) {
+    listed += p.blobs.size();
+    stored += p.stored_size;
+    // What the writer says it uploaded is the object the location holds.
+    Result<backend::ObjectInfo> info = repo->backend()->Stat(PackName(p.pack));
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(p.stored_size, info->size) << ShortHex(p.pack);
+  }
   EXPECT_EQ(listed, blobs.size());
+  EXPECT_EQ(stored, writer.bytes_uploaded());
   for (const auto& [id, plain] : blobs) {
     Result<Bytes> back = repo->ReadBlob(id, codec.get());
     ASSERT_TRUE(back.ok()) << back.status().ToString();
