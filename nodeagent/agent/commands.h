@@ -64,6 +64,7 @@ struct CheckArgs {
 };
 struct ForgetArgs {
   int keep_last = -1;
+  std::vector<std::string> snapshots;  // --snapshot ID, repeatable
   std::string volume_id;
   bool dry_run = false;
   bool prune = false;

@@ -34,7 +34,8 @@ Examples:
   bunker-agent snapshots --repo /srv/backups
   bunker-agent restore --repo /srv/backups --snapshot latest --volume-id pvc-db --target /dev/vg0/new
   bunker-agent check --repo /srv/backups --read-data
-  bunker-agent forget --repo /srv/backups --keep-last 7 && bunker-agent prune --repo /srv/backups)";
+  bunker-agent forget --repo /srv/backups --keep-last 7 && bunker-agent prune --repo /srv/backups
+  bunker-agent forget --repo /srv/backups --snapshot 3f2a9c1d)";
 
 }  // namespace
 
@@ -166,8 +167,12 @@ int main(int argc, char** argv) {
   ForgetArgs forget;
   CLI::App* forget_cmd =
       app.add_subcommand("forget", "Remove old snapshots (data stays until prune)");
-  forget_cmd->add_option("--keep-last", forget.keep_last, "Keep the N newest snapshots per volume")
-      ->required();
+  forget_cmd->add_option("--keep-last", forget.keep_last,
+                         "Keep the N newest snapshots per volume, remove the older ones (0 "
+                         "removes them all and needs --volume-id)");
+  forget_cmd->add_option("--snapshot", forget.snapshots,
+                         "Remove this snapshot instead (an id, at least 6 of its hex digits, or "
+                         "latest); repeatable");
   forget_cmd->add_option("--volume-id", forget.volume_id, "Only this volume");
   forget_cmd->add_flag("--dry-run", forget.dry_run, "Show what would be removed");
 

@@ -317,6 +317,12 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
 Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,
                             const ForgetOptions& options) {
   if (options.keep_last < 0) return InvalidArgument("--keep-last must be 0 or more");
+  std::set<ObjectId> named;
+  for (const std::string& what : options.snapshots) {
+    Result<repo::SnapshotRef> found = repo->FindSnapshot(what, options.volume_id);
+    if (!found.ok()) return found.Annotated("forget: nothing removed");
+    named.insert(found->id);
+  }
   ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo->ListSnapshots());
   std::map<std::string, std::vector<repo::SnapshotRef>> by_volume;
   for (repo::SnapshotRef& s : all) {
@@ -325,6 +331,12 @@ Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,
   }
   ForgetReport report;
   for (auto& [volume, snaps] : by_volume) {
+    if (!options.snapshots.empty()) {
+      for (repo::SnapshotRef& s : snaps) {
+        (named.contains(s.id) ? report.removed : report.kept).push_back(std::move(s));
+      }
+      continue;
+    }
     // Oldest first; the last keep_last stay.
     size_t remove = snaps.size() > static_cast<size_t>(options.keep_last)
                         ? snaps.size() - options.keep_last

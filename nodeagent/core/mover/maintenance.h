@@ -50,7 +50,11 @@ struct CheckReport {
 Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options);
 
 struct ForgetOptions {
-  int keep_last = 0;      // keep this many newest snapshots per volume
+  int keep_last = 0;  // keep this many newest snapshots per volume
+  // Instead of the policy: remove exactly these (FindSnapshot's forms: id,
+  // unique prefix of >= 6 hex digits, "latest"); every one must resolve
+  // before anything is removed.
+  std::vector<std::string> snapshots;
   std::string volume_id;  // only this volume ("" = every volume)
   bool dry_run = false;
 };

@@ -204,7 +204,7 @@ TEST_F(AgentCliTest, WrongPasswordFailsWithoutWritingAnything) {
       {"backup", "--volume", image.string(), "--volume-id", "pvc-pw"},
       {"restore", "--target", target.string()},
       {"check", "--read-data"},
-      {"forget", "--keep-last", "0"},
+      {"forget", "--keep-last", "1"},
       {"prune"},
       {"stats"},
       {"repo", "key", "list"},

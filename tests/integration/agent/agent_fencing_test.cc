@@ -228,7 +228,7 @@ TEST_F(AgentFencingTest, SecondPruneOnTheSameHostRefuses) {
   EXPECT_EQ(second.exit_code, 4) << second.Describe();
   EXPECT_NE(second.err.find("is locked"), std::string::npos) << second.Describe();
   EXPECT_NE(second.err.find("prune"), std::string::npos) << second.Describe();
-  RunResult forget = InRepo({"forget", "--keep-last", "0"});
+  RunResult forget = InRepo({"forget", "--keep-last", "1"});
   EXPECT_EQ(forget.exit_code, 4) << forget.Describe();
   const auto before = ListTree(repo_ / "index");
 

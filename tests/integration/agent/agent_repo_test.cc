@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -273,6 +274,74 @@ TEST_F(AgentRepoTest, ForgetAndPruneReclaimSpace) {
   EXPECT_EQ((*after)["snapshots"], 1u);
   EXPECT_EQ(CheckHealthy(repo_), 0);
   EXPECT_EQ(RestoreAndCompare(repo_, last_id, images.back()), "");
+}
+
+// forget takes a policy (--keep-last) or a list (--snapshot), never both or
+// neither, and --keep-last 0 (every snapshot of every volume: what a
+// script's empty $KEEP becomes) only with --volume-id. Refusals and unknown
+// snapshots remove nothing.
+TEST_F(AgentRepoTest, ForgetRemovesNamedSnapshotsAndNeverEverythingByAccident) {
+  ASSERT_NO_FATAL_FAILURE(Init(repo_));
+  const fs::path image = dir() / "f.img";
+  ASSERT_NO_FATAL_FAILURE(WriteImage(image, {Random(11), Random(12)}));
+  std::map<std::string, std::vector<std::string>> ids;  // volume -> ids, oldest first
+  for (const char* volume : {"pvc-a", "pvc-a", "pvc-b", "pvc-b"}) {
+    std::optional<json> b = Backup(repo_, image, volume);
+    ASSERT_TRUE(b);
+    ids[volume].push_back((*b)["id"]);
+  }
+  auto remaining = [&] {
+    std::set<std::string> out;
+    std::optional<json> s = Snapshots(repo_);
+    if (s) {
+      for (const json& x : (*s)["snapshots"]) out.insert(x["id"].get<std::string>());
+    }
+    return out;
+  };
+  const std::set<std::string> all = remaining();
+  ASSERT_EQ(all.size(), 4u);
+
+  struct Refusal {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string says;
+  };
+  const Refusal refusals[] = {
+      {{"forget"}, 2, "give --keep-last N"},
+      {{"forget", "--keep-last", "0"}, 2, "would remove every snapshot of every volume"},
+      {{"forget", "--keep-last", "1", "--snapshot", ids["pvc-a"][0]}, 2, "do not go together"},
+      {{"forget", "--snapshot", "0123456789ab"}, 6, "no snapshot 0123456789ab"},
+      // One of two unknown: the known one stays too.
+      {{"forget", "--snapshot", ids["pvc-a"][0], "--snapshot", "fedcba987654"},
+       6,
+       "nothing removed"},
+      // Named, but of another volume than --volume-id says.
+      {{"forget", "--snapshot", ids["pvc-b"][0], "--volume-id", "pvc-a"}, 6, "of volume pvc-a"},
+      {{"forget", "--snapshot", "abc"}, 2, "at least 6 of its hex digits"},
+  };
+  for (const Refusal& r : refusals) {
+    RunResult run = In(repo_, r.args);
+    EXPECT_EQ(run.exit_code, r.exit_code) << run.Describe();
+    EXPECT_NE(run.err.find(r.says), std::string::npos) << run.Describe();
+    EXPECT_EQ(remaining(), all) << run.Describe();
+  }
+
+  // A unique prefix removes exactly that snapshot; its volume's other one
+  // (an incremental whose parent it was) still restores.
+  std::optional<json> one = JsonOk(repo_, {"forget", "--snapshot", ids["pvc-b"][0].substr(0, 10)});
+  ASSERT_TRUE(one);
+  ASSERT_EQ((*one)["removed"].size(), 1u) << one->dump(2);
+  EXPECT_EQ((*one)["removed"][0]["id"], ids["pvc-b"][0]);
+  EXPECT_EQ(remaining(),
+            (std::set<std::string>{ids["pvc-a"][0], ids["pvc-a"][1], ids["pvc-b"][1]}));
+  EXPECT_EQ(RestoreAndCompare(repo_, ids["pvc-b"][1], image), "");
+
+  // --keep-last 0 with a volume: all of that volume, nothing of the other.
+  std::optional<json> vol = JsonOk(repo_, {"forget", "--keep-last", "0", "--volume-id", "pvc-a"});
+  ASSERT_TRUE(vol);
+  EXPECT_EQ((*vol)["removed"].size(), 2u) << vol->dump(2);
+  EXPECT_EQ(remaining(), (std::set<std::string>{ids["pvc-b"][1]}));
+  EXPECT_EQ(CheckHealthy(repo_), 0);
 }
 
 }  // namespace
