@@ -688,15 +688,25 @@ int CmdForget(const GlobalOptions& g, const ForgetArgs& a) {
     json kept = json::array(), removed = json::array();
     for (const auto& s : rep->kept) kept.push_back(SnapshotJson(s.id, s.snapshot));
     for (const auto& s : rep->removed) removed.push_back(SnapshotJson(s.id, s.snapshot));
-    PrintJson({{"kept", kept}, {"removed", removed}, {"dry_run", a.dry_run}});
+    json removed_damaged = json::array();
+    for (const auto& id : rep->removed_damaged) removed_damaged.push_back(repo::ToHex(id));
+    PrintJson({{"kept", kept},
+               {"removed", removed},
+               {"removed_damaged", removed_damaged},
+               {"dry_run", a.dry_run}});
   } else {
     for (const auto& s : rep->removed) {
       std::printf("%s snapshot %s %s %s\n", a.dry_run ? "would remove" : "removed",
                   repo::ShortHex(s.id).c_str(), s.snapshot.volume_id.c_str(),
                   s.snapshot.time.c_str());
     }
+    for (const auto& id : rep->removed_damaged) {
+      std::printf("%s damaged snapshot %s\n", a.dry_run ? "would remove" : "removed",
+                  repo::ShortHex(id).c_str());
+    }
     std::printf("kept %zu snapshots, %s %zu\n", rep->kept.size(),
-                a.dry_run ? "would remove" : "removed", rep->removed.size());
+                a.dry_run ? "would remove" : "removed",
+                rep->removed.size() + rep->removed_damaged.size());
   }
   return kExitOk;
 }

@@ -317,19 +317,59 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
 Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,
                             const ForgetOptions& options) {
   if (options.keep_last < 0) return InvalidArgument("--keep-last must be 0 or more");
+  ForgetReport report;
   std::set<ObjectId> named;
-  for (const std::string& what : options.snapshots) {
-    Result<repo::SnapshotRef> found = repo->FindSnapshot(what, options.volume_id);
-    if (!found.ok()) return found.Annotated("forget: nothing removed");
-    named.insert(found->id);
+  std::vector<repo::Repository::DamagedSnapshot> damaged;
+  std::vector<repo::SnapshotRef> all;
+  if (options.snapshots.empty()) {
+    // A policy needs every snapshot's volume and time: a damaged one stops it.
+    Result<std::vector<repo::SnapshotRef>> listed = repo->ListSnapshots();
+    if (!listed.ok()) {
+      return listed.status().Annotated(
+          "forget: nothing removed (a snapshot that cannot be read is removed by naming it: "
+          "forget --snapshot ID)");
+    }
+    all = std::move(*listed);
+  } else {
+    ASSIGN_OR_RETURN(all, repo->ListSnapshots(&damaged));
+    for (const std::string& what : options.snapshots) {
+      Result<repo::SnapshotRef> found = repo->FindSnapshot(what, options.volume_id);
+      if (found.ok()) {
+        named.insert(found->id);
+        continue;
+      }
+      if (found.status().code() != Code::kCorruption)
+        return found.Annotated("forget: nothing removed");
+      // The name may be that of a damaged snapshot (FindSnapshot reports its
+      // damage): naming it is how it goes, so prune can run again. Only an
+      // unambiguous name, and only without --volume-id (its volume is in the
+      // part that cannot be read).
+      std::vector<ObjectId> matches;
+      for (const auto& d : damaged) {
+        if (repo::ToHex(d.id).starts_with(what)) matches.push_back(d.id);
+      }
+      const bool also_readable = std::any_of(all.begin(), all.end(), [&](const auto& s) {
+        return repo::ToHex(s.id).starts_with(what);
+      });
+      if (matches.size() != 1 || also_readable) {
+        return found.Annotated("forget: nothing removed");
+      }
+      if (!options.volume_id.empty()) {
+        return InvalidArgument("forget: nothing removed: snapshot " + repo::ShortHex(matches[0]) +
+                               " is damaged and its volume cannot be read; name it without "
+                               "--volume-id");
+      }
+      if (std::find(report.removed_damaged.begin(), report.removed_damaged.end(), matches[0]) ==
+          report.removed_damaged.end()) {
+        report.removed_damaged.push_back(matches[0]);
+      }
+    }
   }
-  ASSIGN_OR_RETURN(std::vector<repo::SnapshotRef> all, repo->ListSnapshots());
   std::map<std::string, std::vector<repo::SnapshotRef>> by_volume;
   for (repo::SnapshotRef& s : all) {
     if (!options.volume_id.empty() && s.snapshot.volume_id != options.volume_id) continue;
     by_volume[s.snapshot.volume_id].push_back(std::move(s));
   }
-  ForgetReport report;
   for (auto& [volume, snaps] : by_volume) {
     if (!options.snapshots.empty()) {
       for (repo::SnapshotRef& s : snaps) {
@@ -346,10 +386,13 @@ Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,
     }
   }
   if (options.dry_run) return report;
-  for (const repo::SnapshotRef& s : report.removed) {
+  std::vector<ObjectId> doomed;
+  for (const repo::SnapshotRef& s : report.removed) doomed.push_back(s.id);
+  doomed.insert(doomed.end(), report.removed_damaged.begin(), report.removed_damaged.end());
+  for (const ObjectId& id : doomed) {
     RETURN_IF_ERROR(Failpoint("forget.before_delete"));
     if (lease) RETURN_IF_ERROR(lease->CheckValid());
-    RETURN_IF_ERROR(repo->backend()->Delete(repo::SnapshotName(s.id)));
+    RETURN_IF_ERROR(repo->backend()->Delete(repo::SnapshotName(id)));
   }
   return report;
 }
@@ -420,7 +463,8 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
   Result<std::vector<repo::SnapshotRef>> listed = repo->ListSnapshots();
   if (!listed.ok()) {
     return listed.status().Annotated(
-        "prune refuses to run: the snapshots cannot all be read (run `check`)");
+        "prune refuses to run: the snapshots cannot all be read (run `check`; a snapshot that "
+        "cannot be read is removed by naming it: forget --snapshot ID)");
   }
   std::vector<repo::SnapshotRef> snaps = std::move(*listed);
   IdSet used;

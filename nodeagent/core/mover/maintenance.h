@@ -53,7 +53,9 @@ struct ForgetOptions {
   int keep_last = 0;  // keep this many newest snapshots per volume
   // Instead of the policy: remove exactly these (FindSnapshot's forms: id,
   // unique prefix of >= 6 hex digits, "latest"); every one must resolve
-  // before anything is removed.
+  // before anything is removed. A damaged snapshot (one that cannot be read)
+  // may be named by id or unique prefix, without volume_id: removing it is
+  // what lets prune run again.
   std::vector<std::string> snapshots;
   std::string volume_id;  // only this volume ("" = every volume)
   bool dry_run = false;
@@ -62,6 +64,8 @@ struct ForgetOptions {
 struct ForgetReport {
   std::vector<repo::SnapshotRef> kept;
   std::vector<repo::SnapshotRef> removed;
+  // Named snapshots that cannot be read (damaged): removed by id alone.
+  std::vector<repo::ObjectId> removed_damaged;
 };
 
 Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,

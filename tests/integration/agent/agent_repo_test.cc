@@ -170,6 +170,51 @@ TEST_F(AgentDamageTest, DamagedSnapshotDoesNotBlockOtherVolumes) {
                       << r.Describe();
 }
 
+// The way out of a damaged snapshot: a policy forget and prune refuse (they
+// would act on partial knowledge) and say how to remove it; naming it with
+// forget --snapshot removes that object alone, after which prune runs and
+// check is clean. A name that is too short, or --volume-id (its volume is in
+// the unreadable part), removes nothing.
+TEST_F(AgentDamageTest, DamagedSnapshotIsRemovedByNameSoPruneRunsAgain) {
+  const fs::path other = dir() / "other.img";
+  ASSERT_NO_FATAL_FAILURE(WriteImage(other, {Random(80), Text(81), Random(82)}));
+  std::optional<json> b = Backup(repo_, other, "pvc-other");
+  ASSERT_TRUE(b);
+  const std::string other_id = (*b)["id"];
+  const fs::path copy = DamagedCopy("snapshot-forget", "snapshots/" + snap_, 40);
+  const std::string hint = "forget --snapshot ID";
+
+  RunResult policy = In(copy, {"forget", "--keep-last", "1"});
+  EXPECT_EQ(policy.exit_code, 5) << policy.Describe();
+  EXPECT_NE(policy.err.find(hint), std::string::npos) << policy.Describe();
+  RunResult prune = In(copy, {"prune"});
+  EXPECT_EQ(prune.exit_code, 5) << prune.Describe();
+  EXPECT_NE(prune.err.find(hint), std::string::npos) << prune.Describe();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"forget", "--snapshot", snap_.substr(0, 4)},
+        std::vector<std::string>{"forget", "--snapshot", snap_.substr(0, 10), "--volume-id",
+                                 "pvc-damage"}}) {
+    RunResult r = In(copy, args);
+    EXPECT_EQ(r.exit_code, 2) << r.Describe();
+    EXPECT_TRUE(fs::exists(copy / "snapshots" / snap_)) << r.Describe();
+  }
+
+  std::optional<json> f = JsonOk(copy, {"forget", "--snapshot", snap_.substr(0, 10)});
+  ASSERT_TRUE(f);
+  ASSERT_EQ((*f)["removed_damaged"].size(), 1u) << f->dump(2);
+  EXPECT_EQ((*f)["removed_damaged"][0], snap_);
+  EXPECT_EQ((*f)["removed"].size(), 0u) << f->dump(2);
+  EXPECT_FALSE(fs::exists(copy / "snapshots" / snap_));
+  ASSERT_EQ((*f)["kept"].size(), 1u) << f->dump(2);
+  EXPECT_EQ((*f)["kept"][0]["id"], other_id);
+
+  std::optional<json> p = JsonOk(copy, {"prune"});
+  ASSERT_TRUE(p);
+  EXPECT_GT((*p)["blobs_removed"].get<uint64_t>(), 0u) << "the damaged snapshot's own data stays";
+  EXPECT_EQ(CheckHealthy(copy, true), 0);
+  EXPECT_EQ(RestoreAndCompare(copy, other_id, other), "");
+}
+
 TEST_F(AgentRepoTest, ConcurrentBackupsShareChunks) {
   // 24 shared chunks, 4 of each image's own; the shared ones at other
   // positions in the second image.
