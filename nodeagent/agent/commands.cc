@@ -656,8 +656,8 @@ int CmdCheck(const GlobalOptions& g, const CheckArgs& a) {
 int CmdPrune(const GlobalOptions& g, const PruneArgs& a);
 
 int CmdForget(const GlobalOptions& g, const ForgetArgs& a) {
-  // A policy or a list, never neither nor both; and never every snapshot of
-  // every volume by one mistyped number (a script's empty $KEEP is 0).
+  // A policy or a list, never neither nor both (mover::Forget also refuses
+  // --keep-last 0 for every volume: a script's empty $KEEP is 0).
   if (a.keep_last < 0 && a.snapshots.empty()) {
     return Fail(g, InvalidArgument("give --keep-last N (keep the N newest snapshots per volume) "
                                    "or --snapshot ID (remove that one)"));
@@ -666,19 +666,13 @@ int CmdForget(const GlobalOptions& g, const ForgetArgs& a) {
     return Fail(g, InvalidArgument("--keep-last and --snapshot do not go together: one run "
                                    "applies a policy or removes the snapshots it names"));
   }
-  if (a.keep_last == 0 && a.volume_id.empty()) {
-    return Fail(
-        g, InvalidArgument("--keep-last 0 would remove every snapshot of every volume: name the "
-                           "volume whose snapshots all go with --volume-id ID, or the snapshots "
-                           "with --snapshot ID"));
-  }
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());
   auto lease =
       repo::Lease::Acquire(r->get(), true, "forget", repo::LeaseOptions::FromEnvironment());
   if (!lease.ok()) return Fail(g, lease.status());
   mover::ForgetOptions o;
-  o.keep_last = a.snapshots.empty() ? a.keep_last : 0;  // unused with a list
+  o.keep_last = a.keep_last;
   o.snapshots = a.snapshots;
   o.volume_id = a.volume_id;
   o.dry_run = a.dry_run;

@@ -167,12 +167,27 @@ int main(int argc, char** argv) {
   ForgetArgs forget;
   CLI::App* forget_cmd =
       app.add_subcommand("forget", "Remove old snapshots (data stays until prune)");
-  forget_cmd->add_option("--keep-last", forget.keep_last,
-                         "Keep the N newest snapshots per volume, remove the older ones (0 "
-                         "removes them all and needs --volume-id)");
-  forget_cmd->add_option("--snapshot", forget.snapshots,
-                         "Remove this snapshot instead (an id, at least 6 of its hex digits, or "
-                         "latest); repeatable");
+  CLI::Option* keep_last_opt =
+      forget_cmd
+          ->add_option("--keep-last", forget.keep_last,
+                       "Keep the N newest snapshots per volume, remove the older ones (0 "
+                       "removes them all and needs --volume-id)")
+          ->check(CLI::Validator(
+              [](const std::string& v) -> std::string {
+                // An empty value (a script's unset $KEEP) would otherwise
+                // convert to 0: keep nothing.
+                const bool digits = !v.empty() && v.size() <= 9 &&
+                                    v.find_first_not_of("0123456789") == std::string::npos;
+                return digits ? std::string()
+                              : "a count of snapshots (0 or more) is needed, not \"" + v + "\"";
+              },
+              "N"));
+  forget_cmd
+      ->add_option("--snapshot", forget.snapshots,
+                   "Remove this snapshot instead (its id or at least 6 of its hex digits); "
+                   "repeatable. Also removes a snapshot that cannot be read (check names "
+                   "it), so that prune runs again; name that one without --volume-id")
+      ->excludes(keep_last_opt);
   forget_cmd->add_option("--volume-id", forget.volume_id, "Only this volume");
   forget_cmd->add_flag("--dry-run", forget.dry_run, "Show what would be removed");
 

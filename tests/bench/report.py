@@ -29,7 +29,7 @@ TOOL_NAMES = {"bunker": "bunker-agent", "restic": "restic", "borg": "borg", "res
 # The targets compare with "restic": restic on its defaults. "restic-v1" (a v1
 # repository, no compression) is a second reference, reported but not a
 # target: which of the two is faster depends on the image size and the run.
-STRICT_REF = "restic-v1"
+V1_REF = "restic-v1"
 
 
 def read_runs(path, size):
@@ -156,18 +156,18 @@ def targets(rows, tools):
     return out
 
 
-def strict_comparison(rows):
+def v1_comparison(rows):
     """bunker-agent MB/s over restic-v1's, per phase, where both were measured."""
     by = {(r["tool"], r["phase"]): r for r in rows}
     out = {}
     for phase in PHASES:
-        b, r = by.get(("bunker", phase)), by.get((STRICT_REF, phase))
+        b, r = by.get(("bunker", phase)), by.get((V1_REF, phase))
         if b and r and b.get("status") == "ok" and r.get("status") == "ok" and r.get("mb_per_s"):
             out[phase] = b["mb_per_s"] / r["mb_per_s"]
     return out
 
 
-def strict_line(ratios):
+def v1_line(ratios):
     if not ratios:
         return None
     return ("also vs restic with a v1 repository (no compression; not a target): " +
@@ -227,8 +227,8 @@ def cmd_table(a):
     ts = targets(rows, tools)
     md = table_markdown(rows, meta, meta["repeat"])
     tl = targets_line(ts)
-    strict = strict_comparison(rows)
-    sl = strict_line(strict)
+    vs_v1 = v1_comparison(rows)
+    sl = v1_line(vs_v1)
     print()
     print(md)
     print()
@@ -265,7 +265,7 @@ def cmd_table(a):
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
     with open(a.json, "w") as f:
         json.dump({"meta": meta, "tools": tools, "rows": rows, "targets": ts,
-                   "table_markdown": md, "targets_line": tl, "vs_restic_v1": strict,
+                   "table_markdown": md, "targets_line": tl, "vs_restic_v1": vs_v1,
                    "vs_restic_v1_line": sl, "runs": runs}, f, indent=2)
     print("results written to %s" % a.json)
     return 0

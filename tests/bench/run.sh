@@ -32,10 +32,10 @@
 #                                    (so its own scheduler autogroup) at this nice
 #                                    level -- root, all tools alike -- to lessen a
 #                                    shared machine's noise; default: not changed
-#   RESTIC_INIT_ARGS=""              extra flags for the "restic" tool's init (default
-#                                    none: restic's defaults, as a user runs it and as
-#                                    DESIGN.md's ~270 MB/s figure was measured; the
-#                                    "restic-v1" tool adds --repository-version 1)
+#   RESTIC_INIT_ARGS=""              extra flags for restic's init, for the "restic" tool
+#                                    and the s3 table (default none: restic's defaults,
+#                                    as a user runs it); the "restic-v1" tool adds
+#                                    --repository-version 1
 #   RESTIC_BACKUP_ARGS, RESTIC_RESTORE_ARGS, BORG_CREATE_ARGS, BORG_EXTRACT_ARGS
 #                                    extra flags for the other tools (default none)
 #
@@ -315,7 +315,8 @@ run_size() {
         [[ -n ${MISSING[$t]:-} ]] && BROKEN[$t]=${MISSING[$t]}
     done
 
-    # image + three repositories (<= image each) + one restored image at a time
+    # image + four repositories (together ~2.5x the image at 4 GiB: restic's
+    # v1 one is uncompressed) + one restored image at a time
     # (the extra tables need less: one or two repositories, a copy of one)
     local need=$((size * 5 + 1)) avail
     avail=$(df -P -BG "$WORK" | awk 'NR==2 {sub("G","",$4); print $4}')

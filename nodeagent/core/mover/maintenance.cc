@@ -314,9 +314,81 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
   return report;
 }
 
+namespace {
+
+bool IsHexName(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Resolves forget's --snapshot names against one listing: a full id or a
+// unique prefix of >= 6 hex digits, of a readable snapshot (of `volume_id`
+// when given) or of a damaged one. Never "latest": which snapshot that is
+// changes as backups run, and a damaged newest one would make it another.
+Status ResolveForgetNames(const ForgetOptions& options, const std::vector<repo::SnapshotRef>& all,
+                          const std::vector<repo::Repository::DamagedSnapshot>& damaged,
+                          std::set<ObjectId>* named, std::vector<ObjectId>* named_damaged) {
+  for (const std::string& what : options.snapshots) {
+    if (what.size() < 6 || what.size() > 64 || !IsHexName(what)) {
+      return InvalidArgument("snapshot \"" + what +
+                             "\": forget takes a snapshot id or at least 6 of its hex digits "
+                             "(not \"latest\": name the one you mean)");
+    }
+    std::vector<const repo::SnapshotRef*> readable;
+    for (const repo::SnapshotRef& s : all) {
+      if (repo::ToHex(s.id).starts_with(what)) readable.push_back(&s);
+    }
+    std::vector<const repo::Repository::DamagedSnapshot*> unreadable;
+    for (const auto& d : damaged) {
+      if (repo::ToHex(d.id).starts_with(what)) unreadable.push_back(&d);
+    }
+    if (readable.size() + unreadable.size() > 1) {
+      return InvalidArgument("snapshot prefix " + what + " is ambiguous (" +
+                             std::to_string(readable.size() + unreadable.size()) + " matches, " +
+                             std::to_string(unreadable.size()) + " of them unreadable)");
+    }
+    if (readable.size() == 1) {
+      const repo::SnapshotRef& s = *readable.front();
+      if (!options.volume_id.empty() && s.snapshot.volume_id != options.volume_id) {
+        return NotFound("no snapshot " + what + " of volume " + options.volume_id + " (it is of " +
+                        s.snapshot.volume_id + ")");
+      }
+      named->insert(s.id);
+      continue;
+    }
+    if (unreadable.empty()) return NotFound("no snapshot " + what);
+    const repo::Repository::DamagedSnapshot& d = *unreadable.front();
+    if (d.authenticated) {
+      // Intact, written with the key, but not understood here: a newer
+      // format, not damage. Removing it would lose a good backup.
+      return FailedPrecondition("snapshot " + repo::ShortHex(d.id) +
+                                " is intact but this build cannot read it (" + d.status.message() +
+                                "); it is not removed: use the bunker-agent version that wrote it");
+    }
+    if (!options.volume_id.empty()) {
+      return InvalidArgument("snapshot " + repo::ShortHex(d.id) +
+                             " is damaged and its volume cannot be read; name it without "
+                             "--volume-id");
+    }
+    if (std::find(named_damaged->begin(), named_damaged->end(), d.id) == named_damaged->end()) {
+      named_damaged->push_back(d.id);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,
                             const ForgetOptions& options) {
-  if (options.keep_last < 0) return InvalidArgument("--keep-last must be 0 or more");
+  if (options.snapshots.empty()) {
+    if (options.keep_last < 0) return InvalidArgument("--keep-last must be 0 or more");
+    if (options.keep_last == 0 && options.volume_id.empty()) {
+      return InvalidArgument(
+          "--keep-last 0 would remove every snapshot of every volume: name the volume whose "
+          "snapshots all go with --volume-id ID, or the snapshots with --snapshot ID");
+    }
+  }
   ForgetReport report;
   std::set<ObjectId> named;
   std::vector<repo::Repository::DamagedSnapshot> damaged;
@@ -325,45 +397,17 @@ Result<ForgetReport> Forget(repo::Repository* repo, repo::Lease* lease,
     // A policy needs every snapshot's volume and time: a damaged one stops it.
     Result<std::vector<repo::SnapshotRef>> listed = repo->ListSnapshots();
     if (!listed.ok()) {
-      return listed.status().Annotated(
-          "forget: nothing removed (a snapshot that cannot be read is removed by naming it: "
-          "forget --snapshot ID)");
+      return listed.status().code() == Code::kCorruption
+                 ? listed.status().Annotated(
+                       "forget: nothing removed (a snapshot that cannot be read is removed by "
+                       "naming it: forget --snapshot ID)")
+                 : listed.status().Annotated("forget: nothing removed");
     }
     all = std::move(*listed);
   } else {
     ASSIGN_OR_RETURN(all, repo->ListSnapshots(&damaged));
-    for (const std::string& what : options.snapshots) {
-      Result<repo::SnapshotRef> found = repo->FindSnapshot(what, options.volume_id);
-      if (found.ok()) {
-        named.insert(found->id);
-        continue;
-      }
-      if (found.status().code() != Code::kCorruption)
-        return found.Annotated("forget: nothing removed");
-      // The name may be that of a damaged snapshot (FindSnapshot reports its
-      // damage): naming it is how it goes, so prune can run again. Only an
-      // unambiguous name, and only without --volume-id (its volume is in the
-      // part that cannot be read).
-      std::vector<ObjectId> matches;
-      for (const auto& d : damaged) {
-        if (repo::ToHex(d.id).starts_with(what)) matches.push_back(d.id);
-      }
-      const bool also_readable = std::any_of(all.begin(), all.end(), [&](const auto& s) {
-        return repo::ToHex(s.id).starts_with(what);
-      });
-      if (matches.size() != 1 || also_readable) {
-        return found.Annotated("forget: nothing removed");
-      }
-      if (!options.volume_id.empty()) {
-        return InvalidArgument("forget: nothing removed: snapshot " + repo::ShortHex(matches[0]) +
-                               " is damaged and its volume cannot be read; name it without "
-                               "--volume-id");
-      }
-      if (std::find(report.removed_damaged.begin(), report.removed_damaged.end(), matches[0]) ==
-          report.removed_damaged.end()) {
-        report.removed_damaged.push_back(matches[0]);
-      }
-    }
+    Status st = ResolveForgetNames(options, all, damaged, &named, &report.removed_damaged);
+    if (!st.ok()) return st.Annotate("forget: nothing removed");
   }
   std::map<std::string, std::vector<repo::SnapshotRef>> by_volume;
   for (repo::SnapshotRef& s : all) {
@@ -463,8 +507,10 @@ Result<PruneReport> Prune(repo::Repository* repo, repo::Lease* lease, const Prun
   Result<std::vector<repo::SnapshotRef>> listed = repo->ListSnapshots();
   if (!listed.ok()) {
     return listed.status().Annotated(
-        "prune refuses to run: the snapshots cannot all be read (run `check`; a snapshot that "
-        "cannot be read is removed by naming it: forget --snapshot ID)");
+        listed.status().code() == Code::kCorruption
+            ? "prune refuses to run: the snapshots cannot all be read (run `check`; a snapshot "
+              "that cannot be read is removed by naming it: forget --snapshot ID)"
+            : "prune refuses to run: the snapshots cannot all be read");
   }
   std::vector<repo::SnapshotRef> snaps = std::move(*listed);
   IdSet used;

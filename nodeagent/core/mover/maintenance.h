@@ -50,12 +50,15 @@ struct CheckReport {
 Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options);
 
 struct ForgetOptions {
-  int keep_last = 0;  // keep this many newest snapshots per volume
-  // Instead of the policy: remove exactly these (FindSnapshot's forms: id,
-  // unique prefix of >= 6 hex digits, "latest"); every one must resolve
-  // before anything is removed. A damaged snapshot (one that cannot be read)
-  // may be named by id or unique prefix, without volume_id: removing it is
-  // what lets prune run again.
+  // Keep this many newest snapshots per volume (the policy). 0 removes them
+  // all and is refused without volume_id.
+  int keep_last = -1;
+  // Instead of the policy: remove exactly these (an id or a unique prefix of
+  // >= 6 hex digits; not "latest"); every one must resolve before anything
+  // is removed. A damaged snapshot (one whose bytes fail their hash or the
+  // key) may be named too, without volume_id: removing it is what lets prune
+  // run again. One that is intact but not understood (a newer format) is
+  // refused.
   std::vector<std::string> snapshots;
   std::string volume_id;  // only this volume ("" = every volume)
   bool dry_run = false;

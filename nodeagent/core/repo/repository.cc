@@ -328,6 +328,12 @@ Result<ObjectId> Repository::SaveIndex(const std::vector<PackEntries>& packs, Bl
 }
 
 Result<Snapshot> Repository::LoadSnapshot(const ObjectId& id, BlobCodec* codec) {
+  return LoadSnapshot(id, codec, nullptr);
+}
+
+Result<Snapshot> Repository::LoadSnapshot(const ObjectId& id, BlobCodec* codec,
+                                          bool* authenticated) {
+  if (authenticated != nullptr) *authenticated = false;
   std::string name = SnapshotName(id);
   ASSIGN_OR_RETURN(Bytes raw, backend_->Get(name));
   if (crypto::Sha256(raw) != id) {
@@ -335,6 +341,7 @@ Result<Snapshot> Repository::LoadSnapshot(const ObjectId& id, BlobCodec* codec) 
   }
   Bytes plain;
   RETURN_IF_ERROR(codec->Open(kAadSnapshot, raw, name, &plain));
+  if (authenticated != nullptr) *authenticated = true;
   return DecodeSnapshotJson(plain, name);
 }
 
@@ -354,10 +361,11 @@ Result<std::vector<SnapshotRef>> Repository::ListSnapshots(std::vector<DamagedSn
   std::vector<SnapshotRef> out;
   out.reserve(ids.size());
   for (const ObjectId& id : ids) {
-    Result<Snapshot> s = LoadSnapshot(id, &codec);
+    bool authenticated = false;
+    Result<Snapshot> s = LoadSnapshot(id, &codec, &authenticated);
     if (!s.ok()) {
       if (damaged == nullptr || s.status().code() != Code::kCorruption) return s.status();
-      damaged->push_back(DamagedSnapshot{id, s.status()});
+      damaged->push_back(DamagedSnapshot{id, s.status(), authenticated});
       continue;
     }
     out.push_back(SnapshotRef{id, std::move(*s)});

@@ -210,7 +210,8 @@ TEST_F(AgentDamageTest, DamagedSnapshotIsRemovedByNameSoPruneRunsAgain) {
 
   std::optional<json> p = JsonOk(copy, {"prune"});
   ASSERT_TRUE(p);
-  EXPECT_GT((*p)["blobs_removed"].get<uint64_t>(), 0u) << "the damaged snapshot's own data stays";
+  EXPECT_GT((*p)["blobs_removed"].get<uint64_t>(), 0u)
+      << "the damaged snapshot's own data should have been pruned";
   EXPECT_EQ(CheckHealthy(copy, true), 0);
   EXPECT_EQ(RestoreAndCompare(copy, other_id, other), "");
 }
@@ -354,7 +355,12 @@ TEST_F(AgentRepoTest, ForgetRemovesNamedSnapshotsAndNeverEverythingByAccident) {
   const Refusal refusals[] = {
       {{"forget"}, 2, "give --keep-last N"},
       {{"forget", "--keep-last", "0"}, 2, "would remove every snapshot of every volume"},
-      {{"forget", "--keep-last", "1", "--snapshot", ids["pvc-a"][0]}, 2, "do not go together"},
+      {{"forget", "--keep-last", "1", "--snapshot", ids["pvc-a"][0]}, 2, "excludes"},
+      // What a script's empty $KEEP becomes.
+      {{"forget", "--keep-last", ""}, 2, "a count of snapshots (0 or more) is needed"},
+      {{"forget", "--keep-last", "-1"}, 2, "--keep-last"},
+      // "latest" changes as backups run: forget wants the snapshot named.
+      {{"forget", "--snapshot", "latest", "--volume-id", "pvc-a"}, 2, "not \"latest\""},
       {{"forget", "--snapshot", "0123456789ab"}, 6, "no snapshot 0123456789ab"},
       // One of two unknown: the known one stays too.
       {{"forget", "--snapshot", ids["pvc-a"][0], "--snapshot", "fedcba987654"},
@@ -363,6 +369,7 @@ TEST_F(AgentRepoTest, ForgetRemovesNamedSnapshotsAndNeverEverythingByAccident) {
       // Named, but of another volume than --volume-id says.
       {{"forget", "--snapshot", ids["pvc-b"][0], "--volume-id", "pvc-a"}, 6, "of volume pvc-a"},
       {{"forget", "--snapshot", "abc"}, 2, "at least 6 of its hex digits"},
+      {{"forget", "--snapshot", "ABCDEF"}, 2, "at least 6 of its hex digits"},
   };
   for (const Refusal& r : refusals) {
     RunResult run = In(repo_, r.args);
