@@ -656,15 +656,12 @@ int CmdCheck(const GlobalOptions& g, const CheckArgs& a) {
 int CmdPrune(const GlobalOptions& g, const PruneArgs& a);
 
 int CmdForget(const GlobalOptions& g, const ForgetArgs& a) {
-  // A policy or a list, never neither nor both (mover::Forget also refuses
-  // --keep-last 0 for every volume: a script's empty $KEEP is 0).
+  // A policy or a list (both at once: the parser's excludes() refuses it;
+  // mover::Forget refuses --keep-last 0 for every volume: a script's empty
+  // $KEEP is 0).
   if (a.keep_last < 0 && a.snapshots.empty()) {
     return Fail(g, InvalidArgument("give --keep-last N (keep the N newest snapshots per volume) "
                                    "or --snapshot ID (remove that one)"));
-  }
-  if (a.keep_last >= 0 && !a.snapshots.empty()) {
-    return Fail(g, InvalidArgument("--keep-last and --snapshot do not go together: one run "
-                                   "applies a policy or removes the snapshots it names"));
   }
   auto r = OpenRepo(g);
   if (!r.ok()) return Fail(g, r.status());

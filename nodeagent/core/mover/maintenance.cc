@@ -316,11 +316,6 @@ Result<CheckReport> Check(repo::Repository* repo, const CheckOptions& options) {
 
 namespace {
 
-bool IsHexName(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 // Resolves forget's --snapshot names against one listing: a full id or a
 // unique prefix of >= 6 hex digits, of a readable snapshot (of `volume_id`
 // when given) or of a damaged one. Never "latest": which snapshot that is
@@ -329,7 +324,7 @@ Status ResolveForgetNames(const ForgetOptions& options, const std::vector<repo::
                           const std::vector<repo::Repository::DamagedSnapshot>& damaged,
                           std::set<ObjectId>* named, std::vector<ObjectId>* named_damaged) {
   for (const std::string& what : options.snapshots) {
-    if (what.size() < 6 || what.size() > 64 || !IsHexName(what)) {
+    if (!repo::IsIdPrefix(what)) {
       return InvalidArgument("snapshot \"" + what +
                              "\": forget takes a snapshot id or at least 6 of its hex digits "
                              "(not \"latest\": name the one you mean)");

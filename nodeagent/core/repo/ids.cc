@@ -1,10 +1,18 @@
 #include "nodeagent/core/repo/ids.h"
 
+#include <algorithm>
+
 namespace bunker::repo {
 
 std::string ToHex(const Id& id) { return HexEncode(id); }
 
 std::string ShortHex(const Id& id) { return HexEncode(ByteSpan(id.data(), 6)); }
+
+bool IsIdPrefix(std::string_view s) {
+  return s.size() >= 6 && s.size() <= 2 * sizeof(Id) && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
 
 Result<Id> ParseId(std::string_view hex) {
   if (hex.size() != 64) {

@@ -30,6 +30,9 @@ enum class BlobType : uint8_t { kData = 1, kMeta = 2 };
 std::string ToHex(const Id& id);
 std::string ShortHex(const Id& id);  // first 12 hex digits, for messages
 Result<Id> ParseId(std::string_view hex);
+// What users may name an object by: its id or a prefix of at least 6 of its
+// lowercase hex digits.
+bool IsIdPrefix(std::string_view s);
 
 struct IdHash {
   size_t operator()(const Id& id) const {

@@ -327,10 +327,6 @@ Result<ObjectId> Repository::SaveIndex(const std::vector<PackEntries>& packs, Bl
   return id;
 }
 
-Result<Snapshot> Repository::LoadSnapshot(const ObjectId& id, BlobCodec* codec) {
-  return LoadSnapshot(id, codec, nullptr);
-}
-
 Result<Snapshot> Repository::LoadSnapshot(const ObjectId& id, BlobCodec* codec,
                                           bool* authenticated) {
   if (authenticated != nullptr) *authenticated = false;
@@ -377,9 +373,7 @@ Result<std::vector<SnapshotRef>> Repository::ListSnapshots(std::vector<DamagedSn
 }
 
 Result<SnapshotRef> Repository::FindSnapshot(std::string_view what, std::string_view volume_id) {
-  bool hex = std::all_of(what.begin(), what.end(),
-                         [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-  if (what != "latest" && (what.size() < 6 || what.size() > 64 || !hex)) {
+  if (what != "latest" && !IsIdPrefix(what)) {
     return InvalidArgument("snapshot \"" + std::string(what) +
                            "\": give \"latest\", a snapshot id, or at least 6 of its hex digits");
   }

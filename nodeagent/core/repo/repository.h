@@ -104,10 +104,10 @@ class Repository {
     bool authenticated = false;
   };
   Result<std::vector<SnapshotRef>> ListSnapshots(std::vector<DamagedSnapshot>* damaged = nullptr);
-  Result<Snapshot> LoadSnapshot(const ObjectId& id, BlobCodec* codec);
-  // The same; *authenticated tells whether the object's bytes were intact
+  // *authenticated (when given) tells whether the object's bytes were intact
   // (hash and key) even when decoding them failed.
-  Result<Snapshot> LoadSnapshot(const ObjectId& id, BlobCodec* codec, bool* authenticated);
+  Result<Snapshot> LoadSnapshot(const ObjectId& id, BlobCodec* codec,
+                                bool* authenticated = nullptr);
   Result<ObjectId> SaveSnapshot(const Snapshot& s, BlobCodec* codec);
   // "latest" (of `volume_id` if given), a full id, or a unique hex prefix (≥ 6).
   Result<SnapshotRef> FindSnapshot(std::string_view what, std::string_view volume_id);
